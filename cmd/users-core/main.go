@@ -1,0 +1,369 @@
+// Command users-core is a SIP REGISTER authenticator with its own user
+// identity service. See README.md for the CLI and configuration.
+package main
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rvoip/users-core/identity"
+	"github.com/rvoip/users-core/identity/httpapi"
+	"github.com/rvoip/users-core/store"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+// Version returns the build's version: the ldflags value, else the module
+// version or VCS revision recorded by the Go toolchain.
+func Version() string {
+	if version != "" {
+		return version
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
+	}
+	if v := info.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			return "devel-" + s.Value[:12]
+		}
+	}
+	return "devel"
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(newCLI(os.Stdin, os.Stdout, os.Stderr, os.Getenv).run(ctx, os.Args[1:]))
+}
+
+// App is an opened users-core: configuration, store and user service. The
+// CLI's user commands use it directly; Main adds the listeners.
+type App struct {
+	Config  Config
+	Logger  zerolog.Logger
+	Store   store.Store
+	Users   *identity.Service
+	Hasher  *identity.Hasher
+	Sealer  *identity.Sealer
+	DataKey []byte
+}
+
+// OpenApp creates the data directory, loads or creates the data key, opens
+// the store (applying migrations) and builds the user service. It leaves
+// nothing half-written when it fails.
+func OpenApp(ctx context.Context, cfg Config, logger zerolog.Logger) (*App, error) {
+	u := cfg.UsersCore
+	if strings.HasPrefix(u.DatabaseURL, "sqlite:") || u.DataKey == "" {
+		if err := os.MkdirAll(u.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("cannot create data directory %s: %w", u.DataDir, unwrapPathErr(err))
+		}
+	}
+	key, created, err := loadDataKey(u)
+	if err != nil {
+		return nil, err
+	}
+	undo := func() {
+		if created {
+			os.Remove(u.DataKeyFile)
+		}
+	}
+	st, err := store.Open(ctx, u.DatabaseURL)
+	if err != nil {
+		undo()
+		return nil, fmt.Errorf("cannot open database %s: %w", u.DatabaseURL, err)
+	}
+	if err := checkDataKey(ctx, st, key, u.DataKeyFile); err != nil {
+		st.Close()
+		undo()
+		return nil, err
+	}
+	params := identity.Argon2Params{
+		Memory:  u.Password.Argon2MemoryCost,
+		Time:    u.Password.Argon2TimeCost,
+		Threads: u.Password.Argon2Parallelism,
+		SaltLen: identity.DefaultArgon2Params().SaltLen,
+		KeyLen:  identity.DefaultArgon2Params().KeyLen,
+	}
+	fail := func(err error) (*App, error) {
+		st.Close()
+		undo()
+		return nil, err
+	}
+	hasher, err := identity.NewHasher(params, u.Password.MaxConcurrentHashes)
+	if err != nil {
+		return fail(fmt.Errorf("config: password: %w", err))
+	}
+	sealer, err := identity.NewSealer(key)
+	if err != nil {
+		return fail(err)
+	}
+	svc, err := identity.NewService(identity.ServiceConfig{
+		Store:  st,
+		Hasher: hasher,
+		Policy: identity.PasswordPolicy{MinLength: u.Password.MinLength, MaxLength: u.Password.MaxLength},
+		Sealer: sealer,
+		Realms: u.Domains,
+	})
+	if err != nil {
+		return fail(fmt.Errorf("config: password: %w", err))
+	}
+	return &App{Config: cfg, Logger: logger, Store: st, Users: svc, Hasher: hasher, Sealer: sealer, DataKey: key}, nil
+}
+
+// Close closes the store.
+func (a *App) Close() error { return a.Store.Close() }
+
+func unwrapPathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// loadDataKey returns the AES-256 data key that seals HA1 values: from the
+// configuration, else from the key file, else a new key written to the key
+// file (mode 0600, atomically). created reports the last case.
+func loadDataKey(u UsersCoreConfig) (key []byte, created bool, err error) {
+	if u.DataKey != "" {
+		key, _ = hex.DecodeString(u.DataKey) // checked by Config.finish
+		return key, false, nil
+	}
+	data, err := os.ReadFile(u.DataKeyFile)
+	if err == nil {
+		key, err = hex.DecodeString(strings.TrimSpace(string(data)))
+		if err != nil || len(key) != 32 {
+			return nil, false, fmt.Errorf("data key file %s is not 64 hex digits", u.DataKeyFile)
+		}
+		return key, false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, false, fmt.Errorf("cannot read data key %s: %w", u.DataKeyFile, unwrapPathErr(err))
+	}
+	key, err = identity.GenerateDataKey()
+	if err != nil {
+		return nil, false, err
+	}
+	if err := writeFileAtomic(u.DataKeyFile, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return nil, false, fmt.Errorf("cannot write data key %s: %w", u.DataKeyFile, unwrapPathErr(err))
+	}
+	return key, true, nil
+}
+
+// checkDataKey makes sure key is the key this database's sealed values were
+// made with: the first start records an HMAC of a fixed label under the
+// key; later starts compare. A lost or swapped key file would otherwise
+// make every HA1 unreadable without a word.
+func checkDataKey(ctx context.Context, st store.Store, key []byte, file string) error {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte("users-core data key check v1"))
+	want := mac.Sum(nil)
+	got, err := st.Secret(ctx, "data_key_check", func() ([]byte, error) { return want, nil })
+	if err != nil {
+		return fmt.Errorf("cannot check data key: %w", err)
+	}
+	if !hmac.Equal(got, want) {
+		return fmt.Errorf("the data key (%s or data_key) is not the key this database was created with; restore the original key", file)
+	}
+	return nil
+}
+
+// writeFileAtomic writes data to a temporary file beside path and renames
+// it into place, so readers never see a partial file.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err := f.Chmod(perm); err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	ok = true
+	return nil
+}
+
+// Main is the running server: the App plus its listeners. Tests run the
+// real Main on port 0.
+type Main struct {
+	Config    Config
+	ReadyFile string
+	Logger    zerolog.Logger
+	// Notice receives the one-time admin password on first start.
+	Notice io.Writer
+
+	app      *App
+	started  time.Time
+	httpSrv  *http.Server
+	httpLn   net.Listener
+	wg       sync.WaitGroup
+	closeMu  sync.Mutex
+	closed   bool
+	serveErr chan error
+}
+
+// Run opens the App, creates the first admin on an empty database, opens
+// every listener, writes the ready file and returns; serving goes on until
+// Close.
+func (m *Main) Run(ctx context.Context) (err error) {
+	m.started = time.Now()
+	m.serveErr = make(chan error, 4)
+	m.app, err = OpenApp(ctx, m.Config, m.Logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+	password, err := m.app.Users.EnsureAdmin(ctx)
+	if err != nil {
+		return fmt.Errorf("cannot create the first admin: %w", err)
+	}
+	if password != "" && m.Notice != nil {
+		fmt.Fprintf(m.Notice, "users-core: created user \"admin\" with password %s\n"+
+			"users-core: it is shown only this once; change it with: users-core user passwd admin\n", password)
+	}
+	ready := map[string]string{}
+	if addr := m.Config.UsersCore.APIBindAddress; addr != "" && addr != "off" {
+		m.httpLn, err = net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("http: cannot listen on %s: %w", addr, err)
+		}
+		api := httpapi.New(httpapi.Config{Version: Version(), Started: m.started, Logger: m.Logger})
+		m.httpSrv = &http.Server{
+			Handler:           api,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       15 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    32 << 10,
+			ErrorLog:          newStdLogger(m.Logger, "http"),
+		}
+		ready["http"] = m.httpLn.Addr().String()
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			if err := m.httpSrv.Serve(m.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				m.serveErr <- fmt.Errorf("http: %w", err)
+			}
+		}()
+		m.Logger.Info().Str("addr", ready["http"]).Msg("http listening")
+	}
+	if m.ReadyFile != "" {
+		data, _ := json.Marshal(ready)
+		if err := writeFileAtomic(m.ReadyFile, append(data, '\n'), 0o644); err != nil {
+			return fmt.Errorf("cannot write ready file %s: %w", m.ReadyFile, unwrapPathErr(err))
+		}
+	}
+	m.Logger.Info().Str("version", Version()).Str("database", redactURL(m.Config.UsersCore.DatabaseURL)).
+		Strs("domains", m.Config.UsersCore.Domains).Msg("users-core ready")
+	return nil
+}
+
+// Err returns a channel that receives a listener's fatal error.
+func (m *Main) Err() <-chan error { return m.serveErr }
+
+// HTTPAddr returns the bound HTTP address, or "" when it is off.
+func (m *Main) HTTPAddr() string {
+	if m.httpLn == nil {
+		return ""
+	}
+	return m.httpLn.Addr().String()
+}
+
+// Close stops the listeners, letting in-flight requests finish for up to 5
+// seconds, removes the ready file and closes the store.
+func (m *Main) Close() error {
+	m.closeMu.Lock()
+	defer m.closeMu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var errs []error
+	if m.httpSrv != nil {
+		if err := m.httpSrv.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+			m.httpSrv.Close()
+		}
+	} else if m.httpLn != nil {
+		m.httpLn.Close()
+	}
+	m.wg.Wait()
+	if m.ReadyFile != "" {
+		os.Remove(m.ReadyFile)
+	}
+	if m.app != nil {
+		errs = append(errs, m.app.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// redactURL hides a password in a database URL for logs.
+func redactURL(s string) string {
+	if i := strings.Index(s, "://"); i >= 0 {
+		rest := s[i+3:]
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			if c := strings.Index(rest[:at], ":"); c >= 0 {
+				return s[:i+3] + rest[:c] + ":xxxxx" + rest[at:]
+			}
+		}
+	}
+	return s
+}
+
+// randomHex returns n random bytes as hex.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

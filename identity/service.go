@@ -1,0 +1,422 @@
+package identity
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Service manages users: validation, password hashing, SIP credential
+// derivation and the rules that span several records (the last active
+// admin). The CLI and the HTTP API both go through it; nothing else writes
+// users.
+type Service struct {
+	store  UserStore
+	hasher *Hasher
+	policy PasswordPolicy
+	sealer *Sealer
+	realms []string
+	now    func() time.Time
+}
+
+// ServiceConfig holds what a Service needs. Realms are the SIP domains; an
+// HA1 per realm and Digest algorithm is derived whenever a password is set.
+type ServiceConfig struct {
+	Store  UserStore
+	Hasher *Hasher
+	Policy PasswordPolicy
+	Sealer *Sealer
+	Realms []string
+	Now    func() time.Time // nil means time.Now
+}
+
+// NewService returns a Service for cfg.
+func NewService(cfg ServiceConfig) (*Service, error) {
+	if cfg.Store == nil || cfg.Hasher == nil || cfg.Sealer == nil {
+		return nil, errors.New("identity.NewService: store, hasher and sealer are required")
+	}
+	if err := cfg.Policy.Validate(); err != nil {
+		return nil, err
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{
+		store:  cfg.Store,
+		hasher: cfg.Hasher,
+		policy: cfg.Policy,
+		sealer: cfg.Sealer,
+		realms: append([]string(nil), cfg.Realms...),
+		now:    now,
+	}, nil
+}
+
+// Hasher returns the service's password hasher.
+func (s *Service) Hasher() *Hasher { return s.hasher }
+
+// Realms returns the SIP realms HA1 values are derived for.
+func (s *Service) Realms() []string { return append([]string(nil), s.realms...) }
+
+func (s *Service) timestamp() time.Time { return s.now().UTC().Truncate(time.Millisecond) }
+
+// NewUser describes a user to create.
+type NewUser struct {
+	Username    string
+	Password    string
+	Email       string
+	DisplayName string
+	Roles       []Role // empty means RoleUser
+	Disabled    bool
+	// TokenOnly users get no HA1 values: they can register over SIP with
+	// Bearer tokens only.
+	TokenOnly bool
+}
+
+// CreateUser validates nu, hashes its password, derives its SIP credentials
+// and stores the user. Errors: CodeInvalid naming the field, CodeConflict
+// for a taken username or email.
+func (s *Service) CreateUser(ctx context.Context, nu NewUser) (*User, error) {
+	u, creds, err := s.prepare(ctx, nu)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.CreateUser(ctx, u, creds); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// ImportUsers creates every user of list or, when any of them fails
+// validation or conflicts, none. Passwords are hashed in parallel within the
+// hasher's concurrency bound; progress, when not nil, is called after each
+// hash with the number done so far. The error of a failing entry names its
+// position (1-based) in list.
+func (s *Service) ImportUsers(ctx context.Context, list []NewUser, progress func(done int)) ([]*User, error) {
+	const op = "identity.ImportUsers"
+	seen := make(map[string]int, len(list))
+	for i, nu := range list {
+		key := strings.ToLower(nu.Username)
+		if j, dup := seen[key]; dup {
+			return nil, E(op, CodeConflict, "entry %d: username %q repeats entry %d", i+1, nu.Username, j+1)
+		}
+		seen[key] = i
+	}
+	users := make([]*User, len(list))
+	creds := make([]*Credentials, len(list))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		done     int
+		next     = make(chan int)
+	)
+	workers := s.hasher.MaxConcurrent()
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				u, c, err := s.prepare(ctx, list[i])
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = entryError(op, i, err)
+					cancel()
+				}
+				users[i], creds[i] = u, c
+				done++
+				if progress != nil && err == nil {
+					progress(done)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+feed:
+	for i := range list {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := s.store.CreateUsers(ctx, users, creds); err != nil {
+		return nil, err
+	}
+	return users, nil
+}
+
+// entryError prefixes err's message with the 1-based entry number.
+func entryError(op string, i int, err error) error {
+	var e *Error
+	if errors.As(err, &e) && e.Code != CodeInternal {
+		c := *e
+		c.Op = op
+		c.Message = "entry " + strconv.Itoa(i+1) + ": " + e.Message
+		return &c
+	}
+	return err
+}
+
+// prepare validates nu and builds the user and its credentials, hashing the
+// password.
+func (s *Service) prepare(ctx context.Context, nu NewUser) (*User, *Credentials, error) {
+	const op = "identity.CreateUser"
+	if err := ValidateUsername(nu.Username); err != nil {
+		return nil, nil, err
+	}
+	if err := ValidateEmail(nu.Email); err != nil {
+		return nil, nil, err
+	}
+	if err := ValidateDisplayName(nu.DisplayName); err != nil {
+		return nil, nil, err
+	}
+	roles, err := NormalizeRoles(nu.Roles)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.policy.Check(nu.Username, nu.Password); err != nil {
+		return nil, nil, err
+	}
+	now := s.timestamp()
+	u := &User{
+		ID:          uuid.NewString(),
+		Username:    nu.Username,
+		Email:       nu.Email,
+		DisplayName: nu.DisplayName,
+		Roles:       roles,
+		Active:      !nu.Disabled,
+		TokenOnly:   nu.TokenOnly,
+		CreatedAt:   now,
+		UpdatedAt:   now,
+	}
+	creds, err := s.credentials(ctx, op, u, nu.Password, nu.TokenOnly)
+	if err != nil {
+		return nil, nil, err
+	}
+	return u, creds, nil
+}
+
+// credentials hashes password and, unless tokenOnly, derives u's HA1s.
+func (s *Service) credentials(ctx context.Context, op string, u *User, password string, tokenOnly bool) (*Credentials, error) {
+	phc, err := s.hasher.Hash(ctx, password)
+	if err != nil {
+		return nil, Internal(op, err)
+	}
+	creds := &Credentials{PasswordHash: phc}
+	if !tokenOnly {
+		creds.SIP, err = DeriveSIPCredentials(s.sealer, u.ID, u.Username, password, s.realms)
+		if err != nil {
+			return nil, Internal(op, err)
+		}
+	}
+	return creds, nil
+}
+
+// User returns the user whose id or username (case-insensitive) is ref.
+func (s *Service) User(ctx context.Context, ref string) (*User, error) {
+	if _, err := uuid.Parse(ref); err == nil {
+		u, err := s.store.UserByID(ctx, ref)
+		if !errors.Is(err, ErrNotFound) {
+			return u, err
+		}
+	}
+	return s.store.UserByName(ctx, ref)
+}
+
+// ListUsers returns one page of users.
+func (s *Service) ListUsers(ctx context.Context, f UserFilter) (UserPage, error) {
+	return s.store.ListUsers(ctx, f)
+}
+
+// SetPassword checks password against the policy and replaces the user's
+// password hash and SIP credentials. tokenOnly, when not nil, also changes
+// whether the user gets HA1 values; nil keeps the current setting.
+func (s *Service) SetPassword(ctx context.Context, id, password string, tokenOnly *bool) error {
+	const op = "identity.SetPassword"
+	u, err := s.store.UserByID(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := s.policy.Check(u.Username, password); err != nil {
+		return err
+	}
+	only := u.TokenOnly
+	if tokenOnly != nil {
+		only = *tokenOnly
+	}
+	creds, err := s.credentials(ctx, op, u, password, only)
+	if err != nil {
+		return err
+	}
+	return s.store.SetCredentials(ctx, id, creds, only, s.timestamp())
+}
+
+// SetActive enables or disables the user with id. Disabling the last
+// active admin is refused with CodeConflict.
+func (s *Service) SetActive(ctx context.Context, id string, active bool) (*User, error) {
+	if !active {
+		if err := s.guardLastAdmin(ctx, "identity.SetActive", id, "disable"); err != nil {
+			return nil, err
+		}
+	}
+	return s.store.UpdateUser(ctx, id, func(u *User) error {
+		u.Active = active
+		u.UpdatedAt = s.timestamp()
+		return nil
+	})
+}
+
+// DeleteUser removes the user with id and everything it owns. Deleting the
+// last active admin is refused with CodeConflict.
+func (s *Service) DeleteUser(ctx context.Context, id string) error {
+	if err := s.guardLastAdmin(ctx, "identity.DeleteUser", id, "delete"); err != nil {
+		return err
+	}
+	return s.store.DeleteUser(ctx, id)
+}
+
+// guardLastAdmin refuses an action that would leave no active admin.
+func (s *Service) guardLastAdmin(ctx context.Context, op, id, action string) error {
+	u, err := s.store.UserByID(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !u.Active || !u.HasRole(RoleAdmin) {
+		return nil
+	}
+	active := true
+	page, err := s.store.ListUsers(ctx, UserFilter{Active: &active, Role: RoleAdmin, Limit: 2})
+	if err != nil {
+		return err
+	}
+	if len(page.Users) < 2 {
+		return E(op, CodeConflict, "cannot %s %q: it is the last active admin", action, u.Username)
+	}
+	return nil
+}
+
+// VerifyPassword checks username and password. It returns the user and
+// true only for an active user with that password; a wrong password, an
+// unknown user and a disabled user all return false with no error, after
+// the same Argon2id work, so timing does not tell them apart. err is for
+// broken infrastructure or a cancelled ctx. A successful verify of a hash
+// made with outdated parameters rehashes and saves it.
+func (s *Service) VerifyPassword(ctx context.Context, username, password string) (*User, bool, error) {
+	const op = "identity.VerifyPassword"
+	u, err := s.store.UserByName(ctx, username)
+	if errors.Is(err, ErrNotFound) {
+		s.hasher.DummyVerify(ctx, password)
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	creds, err := s.store.Credentials(ctx, u.ID)
+	if err != nil {
+		return nil, false, err
+	}
+	if creds.PasswordHash == "" {
+		s.hasher.DummyVerify(ctx, password)
+		return nil, false, nil
+	}
+	ok, rehash, err := s.hasher.Verify(ctx, creds.PasswordHash, password)
+	if err != nil {
+		return nil, false, Internal(op, err)
+	}
+	if !ok || !u.Active {
+		return nil, false, nil
+	}
+	if rehash {
+		phc, err := s.hasher.Hash(ctx, password)
+		if err != nil {
+			return nil, false, Internal(op, err)
+		}
+		if err := s.store.SetPasswordHash(ctx, u.ID, phc); err != nil {
+			return nil, false, err
+		}
+	}
+	return u, true, nil
+}
+
+// EnsureAdmin creates user "admin" with a random password when the store
+// has no users at all, and returns that password (to be shown once). On a
+// store with users it does nothing and returns "".
+func (s *Service) EnsureAdmin(ctx context.Context) (string, error) {
+	n, err := s.store.CountUsers(ctx)
+	if err != nil || n > 0 {
+		return "", err
+	}
+	length := s.policy.MinLength
+	if length < 24 {
+		length = 24
+	}
+	if s.policy.MaxLength > 0 && length > s.policy.MaxLength {
+		length = s.policy.MaxLength
+	}
+	password, err := RandomPassword(length)
+	if err != nil {
+		return "", Internal("identity.EnsureAdmin", err)
+	}
+	_, err = s.CreateUser(ctx, NewUser{Username: "admin", Password: password, Roles: []Role{RoleAdmin, RoleUser}})
+	if errors.Is(err, ErrConflict) {
+		return "", nil // another node created it first
+	}
+	if err != nil {
+		return "", err
+	}
+	return password, nil
+}
+
+// RandomPassword returns n characters drawn uniformly from letters and
+// digits with crypto/rand (about 5.95 bits each).
+func RandomPassword(n int) (string, error) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	out := make([]byte, 0, n)
+	buf := make([]byte, n*2)
+	for len(out) < n {
+		if _, err := rand.Read(buf); err != nil {
+			return "", err
+		}
+		for _, b := range buf {
+			// 248 = 4*62: rejecting larger bytes keeps the draw uniform.
+			if b < 248 && len(out) < n {
+				out = append(out, alphabet[int(b)%len(alphabet)])
+			}
+		}
+	}
+	return string(out), nil
+}
+
+// SortedRealms returns realms de-duplicated (case-insensitively) and sorted,
+// for stable configuration output.
+func SortedRealms(realms []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range realms {
+		k := strings.ToLower(strings.TrimSpace(r))
+		if k != "" && !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
