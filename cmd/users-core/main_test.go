@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -230,11 +231,39 @@ func TestCLIImportIsAllOrNothing(t *testing.T) {
 	}
 }
 
+// syncBuffer is a bytes.Buffer safe to read while a process writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitFor polls buf until re matches (or 5 s pass) and returns the match.
+func (s *syncBuffer) waitFor(re *regexp.Regexp) []string {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if m := re.FindStringSubmatch(s.String()); m != nil {
+			return m
+		}
+	}
+	return nil
+}
+
 // server is a users-core serve process.
 type server struct {
 	cmd    *exec.Cmd
-	stdout *bytes.Buffer
-	stderr *bytes.Buffer
+	stdout *syncBuffer
+	stderr *syncBuffer
 	ready  map[string]string
 	done   chan error
 }
@@ -245,7 +274,7 @@ func startServe(t testing.TB, dataDir string, extra ...string) *server {
 	args := append([]string{"serve", "--http", "127.0.0.1:0", "--ready-file", readyFile}, extra...)
 	cmd := exec.Command(binary, args...)
 	cmd.Env = cleanEnv("USERS_CORE_DATA_DIR="+dataDir, "USERS_CORE_LOG_FORMAT=json")
-	s := &server{cmd: cmd, stdout: new(bytes.Buffer), stderr: new(bytes.Buffer), done: make(chan error, 1)}
+	s := &server{cmd: cmd, stdout: new(syncBuffer), stderr: new(syncBuffer), done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = s.stdout, s.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -292,7 +321,7 @@ var adminPasswordRE = regexp.MustCompile(`created user "admin" with password (\S
 func TestServeEndToEnd(t *testing.T) {
 	data := t.TempDir()
 	s := startServe(t, data)
-	m := adminPasswordRE.FindStringSubmatch(s.stdout.String())
+	m := s.stdout.waitFor(adminPasswordRE)
 	if m == nil {
 		t.Fatalf("first start did not print the admin password; stdout: %s", s.stdout)
 	}
@@ -327,10 +356,10 @@ func TestServeEndToEnd(t *testing.T) {
 
 	runCLI(t, data, alicePassword+"\n", "user", "add", "alice", "--password-stdin").want(t, 0, "")
 	s = startServe(t, data)
+	s.stop(t) // Wait has copied all output once stop returns
 	if adminPasswordRE.MatchString(s.stdout.String()) {
 		t.Fatal("a restart created the admin again")
 	}
-	s.stop(t)
 
 	app := openTestApp(t, data)
 	ctx := context.Background()
