@@ -3,6 +3,7 @@ package identity
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code is a stable, machine-readable error kind. Codes are part of the
@@ -32,6 +33,9 @@ type Error struct {
 	Field   string // input field at fault, for CodeInvalid
 	Message string // safe for clients
 	Err     error  // cause; internal detail
+	// RetryAfter, when positive, tells the client when to try again
+	// (CodeAccountLocked, CodeUnavailable).
+	RetryAfter time.Duration
 }
 
 // E builds an *Error for op with code and a client-safe message.
@@ -108,6 +112,16 @@ func ErrorMessage(err error) string {
 		return ""
 	}
 	return "internal error"
+}
+
+// ErrorRetryAfter returns the RetryAfter of the first *Error in err's
+// chain, or 0.
+func ErrorRetryAfter(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
 }
 
 // ErrorField returns the input field named by the first *Error in err's

@@ -1,6 +1,6 @@
 // Package store opens the persistence backend named by a database URL.
 // Backends live in subpackages (store/sqlite; store/postgres later) and
-// implement the contracts declared by identity (and later jwks and sip);
+// implement the contracts declared by identity and jwks (and later sip);
 // store/storetest is the conformance suite they all pass.
 package store
 
@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/rvoip/users-core/identity"
+	"github.com/rvoip/users-core/jwks"
 	"github.com/rvoip/users-core/store/sqlite"
 )
 
@@ -17,6 +18,9 @@ import (
 type Store interface {
 	identity.UserStore
 	identity.SecretStore
+	identity.RefreshStore
+	identity.AttemptStore
+	jwks.KeyStore
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the database.

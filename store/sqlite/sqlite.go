@@ -53,7 +53,7 @@ type DB struct {
 
 	// Hot reads, prepared once on the reader pool: parsing the statement
 	// costs about as much as running it.
-	userByID, userByName *sql.Stmt
+	userByID, userByName, refreshByHash *sql.Stmt
 }
 
 // Open opens the SQLite database at path, creating the file if it does not
@@ -197,7 +197,10 @@ func (db *DB) prepare(ctx context.Context) error {
 	if db.userByID, err = db.r.PrepareContext(ctx, `SELECT `+userColumns+` FROM users u WHERE u.id = ?`); err != nil {
 		return err
 	}
-	db.userByName, err = db.r.PrepareContext(ctx, `SELECT `+userColumns+` FROM users u WHERE u.username_key = ?`)
+	if db.userByName, err = db.r.PrepareContext(ctx, `SELECT `+userColumns+` FROM users u WHERE u.username_key = ?`); err != nil {
+		return err
+	}
+	db.refreshByHash, err = db.r.PrepareContext(ctx, `SELECT `+refreshColumns+` FROM refresh_tokens WHERE hash = ?`)
 	return err
 }
 
@@ -205,7 +208,7 @@ func (db *DB) prepare(ctx context.Context) error {
 // checkpoints the WAL into the database file.
 func (db *DB) Close() error {
 	var errs []error
-	for _, s := range []*sql.Stmt{db.userByID, db.userByName} {
+	for _, s := range []*sql.Stmt{db.userByID, db.userByName, db.refreshByHash} {
 		if s != nil {
 			errs = append(errs, s.Close())
 		}

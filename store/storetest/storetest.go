@@ -18,12 +18,17 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/rvoip/users-core/identity"
+	"github.com/rvoip/users-core/jwks"
 )
 
-// Store is what the suite exercises: the identity storage contracts.
+// Store is what the suite exercises: the identity and jwks storage
+// contracts.
 type Store interface {
 	identity.UserStore
 	identity.SecretStore
+	identity.RefreshStore
+	identity.AttemptStore
+	jwks.KeyStore
 }
 
 // subtest is one named check. Names read as sentences after their group's
@@ -51,6 +56,9 @@ func RunTests(t *testing.T, newStore func(t *testing.T) Store) {
 		{"TouchLogin", touchLoginTests},
 		{"Secret", secretTests},
 		{"NotFound", notFoundTests},
+		{"KeySet", keySetTests},
+		{"RefreshTokens", refreshTokenTests},
+		{"Attempts", attemptTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
