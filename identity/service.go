@@ -18,12 +18,13 @@ import (
 // admin). The CLI and the HTTP API both go through it; nothing else writes
 // users.
 type Service struct {
-	store  UserStore
-	hasher *Hasher
-	policy PasswordPolicy
-	sealer *Sealer
-	realms []string
-	now    func() time.Time
+	store   UserStore
+	refresh RefreshStore
+	hasher  *Hasher
+	policy  PasswordPolicy
+	sealer  *Sealer
+	realms  []string
+	now     func() time.Time
 }
 
 // ServiceConfig holds what a Service needs. Realms are the SIP domains; an
@@ -35,6 +36,9 @@ type ServiceConfig struct {
 	Sealer *Sealer
 	Realms []string
 	Now    func() time.Time // nil means time.Now
+	// Refresh, when set, has every refresh token of a user revoked when
+	// the password changes or the user is disabled.
+	Refresh RefreshStore
 }
 
 // NewService returns a Service for cfg.
@@ -50,12 +54,13 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		now = time.Now
 	}
 	return &Service{
-		store:  cfg.Store,
-		hasher: cfg.Hasher,
-		policy: cfg.Policy,
-		sealer: cfg.Sealer,
-		realms: append([]string(nil), cfg.Realms...),
-		now:    now,
+		store:   cfg.Store,
+		refresh: cfg.Refresh,
+		hasher:  cfg.Hasher,
+		policy:  cfg.Policy,
+		sealer:  cfg.Sealer,
+		realms:  append([]string(nil), cfg.Realms...),
+		now:     now,
 	}, nil
 }
 
@@ -266,7 +271,20 @@ func (s *Service) SetPassword(ctx context.Context, id, password string, tokenOnl
 	if err != nil {
 		return err
 	}
-	return s.store.SetCredentials(ctx, id, creds, only, s.timestamp())
+	if err := s.store.SetCredentials(ctx, id, creds, only, s.timestamp()); err != nil {
+		return err
+	}
+	return s.revokeTokens(ctx, id)
+}
+
+// revokeTokens revokes every refresh token of the user, when the service
+// has a refresh store.
+func (s *Service) revokeTokens(ctx context.Context, id string) error {
+	if s.refresh == nil {
+		return nil
+	}
+	_, err := s.refresh.RevokeUserRefreshTokens(ctx, id, s.timestamp())
+	return err
 }
 
 // SetActive enables or disables the user with id. Disabling the last
@@ -277,11 +295,15 @@ func (s *Service) SetActive(ctx context.Context, id string, active bool) (*User,
 			return nil, err
 		}
 	}
-	return s.store.UpdateUser(ctx, id, func(u *User) error {
+	u, err := s.store.UpdateUser(ctx, id, func(u *User) error {
 		u.Active = active
 		u.UpdatedAt = s.timestamp()
 		return nil
 	})
+	if err != nil || active {
+		return u, err
+	}
+	return u, s.revokeTokens(ctx, id)
 }
 
 // DeleteUser removes the user with id and everything it owns. Deleting the

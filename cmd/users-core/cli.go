@@ -29,6 +29,7 @@ Usage:
   users-core user passwd NAME [--password-stdin] [--token-only=true|false]
   users-core user disable NAME | enable NAME | delete NAME
   users-core user import FILE [--separator C] [--role ROLE]... [--token-only]
+  users-core keys list [--json] | rotate [--now]
   users-core version
 
 Common flags (every command):
@@ -107,6 +108,11 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 			return usagef("user: missing subcommand (add, list, show, passwd, disable, enable, delete, import)")
 		}
 		return c.user(ctx, args[1], args[2:])
+	case "keys":
+		if len(args) < 2 {
+			return usagef("keys: missing subcommand (list, rotate)")
+		}
+		return c.keys(ctx, args[1], args[2:])
 	case "version":
 		if len(args) > 1 {
 			return usagef("version takes no arguments")
@@ -222,6 +228,7 @@ func (c *cli) open(ctx context.Context, f *common) (*App, error) {
 func (c *cli) serve(ctx context.Context, args []string) error {
 	f := newFlags("serve")
 	httpAddr := f.fs.String("http", "", "HTTP listen address, or off")
+	cors := f.fs.StringSlice("cors-origins", nil, "browser origins allowed to call login, refresh and JWKS (comma-separated)")
 	readyFile := f.fs.String("ready-file", "", "write the bound addresses here once listening")
 	rest, err := c.parse(f, args)
 	if err != nil {
@@ -236,6 +243,12 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	}
 	if f.fs.Changed("http") {
 		cfg.UsersCore.APIBindAddress = *httpAddr
+	}
+	if f.fs.Changed("cors-origins") {
+		cfg.UsersCore.HTTP.CORSOrigins = *cors
+		if err := cfg.finish(); err != nil {
+			return err
+		}
 	}
 	logger, err := newLogger(cfg.UsersCore.Log, c.stderr)
 	if err != nil {
@@ -556,4 +569,60 @@ func (c *cli) importUsers(ctx context.Context, svc *identity.Service, path, sep 
 	}
 	fmt.Fprintf(c.stdout, "imported %d users in %s\n", len(users), time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// keys lists the signing keys or schedules a rotation.
+func (c *cli) keys(ctx context.Context, sub string, args []string) error {
+	f := newFlags("keys " + sub)
+	var asJSON, now bool
+	switch sub {
+	case "list":
+		f.fs.BoolVar(&asJSON, "json", false, "print JSON")
+	case "rotate":
+		f.fs.BoolVar(&now, "now", false, "activate the new key at once (emergency; skips the lead time)")
+	default:
+		return usagef("keys: unknown subcommand %q", sub)
+	}
+	rest, err := c.parse(f, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("keys %s takes no arguments", sub)
+	}
+	app, err := c.open(ctx, f)
+	if err != nil {
+		return err
+	}
+	defer app.Close()
+	kr, err := app.OpenKeyring(ctx)
+	if err != nil {
+		return err
+	}
+	if sub == "rotate" {
+		k, err := kr.Rotate(ctx, now)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "new signing key %s published; it signs from %s\n", k.KID, k.ActivateAt.Format(time.RFC3339))
+		return nil
+	}
+	infos := kr.Keys()
+	if asJSON {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(infos)
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KID\tSTATE\tCREATED\tACTIVE FROM\tRETIRED\tREMOVED AT")
+	ts := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	for _, k := range infos {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.KID, k.State, ts(k.CreatedAt), ts(k.ActivateAt), ts(k.RetiredAt), ts(k.RemoveAt))
+	}
+	return tw.Flush()
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -44,8 +45,33 @@ type UsersCoreConfig struct {
 	DataKeyFile string `toml:"data_key_file"`
 
 	Log      LogConfig      `toml:"log"`
+	HTTP     HTTPConfig     `toml:"http"`
 	JWT      JWTConfig      `toml:"jwt"`
 	Password PasswordConfig `toml:"password"`
+	Lockout  LockoutConfig  `toml:"lockout"`
+}
+
+// HTTPConfig is [users_core.http].
+type HTTPConfig struct {
+	// PublicURL is the base URL clients reach the HTTP listener at, used in
+	// discovery; empty means each request's own scheme and Host.
+	PublicURL string `toml:"public_url"`
+	// CORSOrigins are the browser origins allowed to call the login,
+	// refresh and JWKS routes; empty allows any origin (no cookies are used).
+	CORSOrigins []string `toml:"cors_origins"`
+	// TrustedProxies are addresses or CIDR prefixes whose X-Forwarded-For
+	// header is believed for the client address.
+	TrustedProxies []string `toml:"trusted_proxies"`
+}
+
+// LockoutConfig is [users_core.lockout]: brute-force regulation.
+type LockoutConfig struct {
+	UserMaxFailures   int `toml:"user_max_failures"`
+	UserWindowSeconds int `toml:"user_window_seconds"`
+	UserLockSeconds   int `toml:"user_lock_seconds"`
+	AddrMaxFailures   int `toml:"addr_max_failures"`
+	AddrWindowSeconds int `toml:"addr_window_seconds"`
+	AddrLockSeconds   int `toml:"addr_lock_seconds"`
 }
 
 // LogConfig is [users_core.log].
@@ -54,10 +80,19 @@ type LogConfig struct {
 	Format string `toml:"format"` // auto (console on a terminal, else JSON), console, json
 }
 
-// JWTConfig is [users_core.jwt].
+// JWTConfig is [users_core.jwt]: tokens and signing keys.
 type JWTConfig struct {
 	Issuer   string   `toml:"issuer"`
 	Audience []string `toml:"audience"`
+	// APIAudience must be in the audience of tokens the HTTP API accepts.
+	APIAudience               string `toml:"api_audience"`
+	AccessTTLSeconds          int    `toml:"access_ttl_seconds"`
+	RefreshTTLSeconds         int    `toml:"refresh_ttl_seconds"` // idle lifetime
+	RefreshAbsoluteTTLSeconds int    `toml:"refresh_absolute_ttl_seconds"`
+	RefreshGraceSeconds       int    `toml:"refresh_grace_seconds"`
+	LeewaySeconds             int    `toml:"leeway_seconds"`
+	KeyRotationSeconds        int    `toml:"key_rotation_seconds"`
+	KeyLeadTimeSeconds        int    `toml:"key_lead_time_seconds"`
 }
 
 // PasswordConfig is [users_core.password]: the policy and Argon2id
@@ -81,9 +116,12 @@ type AuthConfig struct {
 // TrustedIssuer is one [auth.trusted_issuers.NAME] table: an outside token
 // issuer whose access tokens are accepted.
 type TrustedIssuer struct {
-	Issuer   string   `toml:"issuer"`
-	JWKSURI  string   `toml:"jwks_uri"` // empty: discovered from the issuer
-	Audience []string `toml:"audience"`
+	Issuer  string `toml:"issuer"`
+	JWKSURI string `toml:"jwks_uri"` // empty: discovered from the issuer
+	// Audience must be in the aud of its tokens.
+	Audience string `toml:"audience"`
+	// TokenTypes are the accepted JWT header typ values; default at+jwt.
+	TokenTypes []string `toml:"token_types"`
 }
 
 // defaultConfig returns the zero-configuration defaults.
@@ -94,8 +132,20 @@ func defaultConfig() Config {
 		Domains:        []string{"localhost"},
 		Log:            LogConfig{Level: "info", Format: "auto"},
 		JWT: JWTConfig{
-			Issuer:   "https://users.rvoip.local",
-			Audience: []string{"rvoip-api", "rvoip-sip"},
+			Issuer:                    "https://users.rvoip.local",
+			Audience:                  []string{"rvoip-api", "rvoip-sip"},
+			APIAudience:               "rvoip-api",
+			AccessTTLSeconds:          900,
+			RefreshTTLSeconds:         30 * 86400,
+			RefreshAbsoluteTTLSeconds: 90 * 86400,
+			RefreshGraceSeconds:       10,
+			LeewaySeconds:             30,
+			KeyRotationSeconds:        30 * 86400,
+			KeyLeadTimeSeconds:        3600,
+		},
+		Lockout: LockoutConfig{
+			UserMaxFailures: 5, UserWindowSeconds: 300, UserLockSeconds: 900,
+			AddrMaxFailures: 20, AddrWindowSeconds: 300, AddrLockSeconds: 900,
 		},
 		Password: PasswordConfig{
 			MinLength:         12,
@@ -180,7 +230,38 @@ func (c *Config) finish() error {
 	if u.JWT.Issuer == "" {
 		return errors.New("config: jwt.issuer must not be empty")
 	}
+	j := u.JWT
+	if j.AccessTTLSeconds < 60 || j.RefreshTTLSeconds < 60 || j.RefreshAbsoluteTTLSeconds < j.RefreshTTLSeconds {
+		return errors.New("config: jwt: access_ttl_seconds and refresh_ttl_seconds must be at least 60, refresh_absolute_ttl_seconds at least refresh_ttl_seconds")
+	}
+	if j.LeewaySeconds < 0 || j.LeewaySeconds > 60 {
+		return errors.New("config: jwt.leeway_seconds must be between 0 and 60")
+	}
+	if j.RefreshGraceSeconds < 0 || j.RefreshGraceSeconds > 300 {
+		return errors.New("config: jwt.refresh_grace_seconds must be between 0 and 300")
+	}
+	if j.KeyLeadTimeSeconds < 0 || j.KeyRotationSeconds <= j.KeyLeadTimeSeconds {
+		return errors.New("config: jwt.key_rotation_seconds must be longer than key_lead_time_seconds")
+	}
+	if !contains(j.Audience, j.APIAudience) {
+		return fmt.Errorf("config: jwt.api_audience %q is not in jwt.audience %v", j.APIAudience, j.Audience)
+	}
+	l := u.Lockout
+	if l.UserMaxFailures < 0 || l.AddrMaxFailures < 0 || l.UserWindowSeconds <= 0 || l.AddrWindowSeconds <= 0 || l.UserLockSeconds <= 0 || l.AddrLockSeconds <= 0 {
+		return errors.New("config: lockout: windows and lock times must be positive, failure counts not negative (0 turns a rule off)")
+	}
+	if _, err := parsePrefixes(u.HTTP.TrustedProxies); err != nil {
+		return err
+	}
+	for _, o := range u.HTTP.CORSOrigins {
+		if o != "*" && checkURL(o) != nil {
+			return fmt.Errorf("config: http.cors_origins: %q is not an origin like https://app.example.com", o)
+		}
+	}
 	for name, ti := range c.Auth.TrustedIssuers {
+		if ti.Audience == "" {
+			return fmt.Errorf("config: auth.trusted_issuers.%s.audience is required", name)
+		}
 		if err := checkURL(ti.Issuer); err != nil {
 			return fmt.Errorf("config: auth.trusted_issuers.%s.issuer: %v", name, err)
 		}
@@ -191,6 +272,32 @@ func (c *Config) finish() error {
 		}
 	}
 	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// parsePrefixes parses addresses and CIDR prefixes.
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("config: http.trusted_proxies: %q is not an address or CIDR prefix", s)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
 
 func checkURL(s string) error {

@@ -34,6 +34,7 @@ min_length = 14
 [auth.trusted_issuers.keycloak]
 issuer = "https://kc.example.com/realms/voip"
 jwks_uri = "https://kc.example.com/realms/voip/protocol/openid-connect/certs"
+audience = "rvoip-sip"
 `)
 	cfg := defaultConfig()
 	if err := loadConfigFile(path, &cfg); err != nil {
@@ -78,7 +79,7 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		"unknown log format":       func(c *Config) { c.UsersCore.Log.Format = "xml" },
 		"trusted issuer not a URL": func(c *Config) { c.Auth.TrustedIssuers = map[string]TrustedIssuer{"x": {Issuer: "nope"}} },
 		"jwks_uri with wrong scheme": func(c *Config) {
-			c.Auth.TrustedIssuers = map[string]TrustedIssuer{"x": {Issuer: "https://a", JWKSURI: "ftp://a/keys"}}
+			c.Auth.TrustedIssuers = map[string]TrustedIssuer{"x": {Issuer: "https://a", JWKSURI: "ftp://a/keys", Audience: "a"}}
 		},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -19,6 +18,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,6 +28,7 @@ import (
 
 	"github.com/rvoip/users-core/identity"
 	"github.com/rvoip/users-core/identity/httpapi"
+	"github.com/rvoip/users-core/jwks"
 	"github.com/rvoip/users-core/store"
 )
 
@@ -123,11 +124,12 @@ func OpenApp(ctx context.Context, cfg Config, logger zerolog.Logger) (*App, erro
 		return fail(err)
 	}
 	svc, err := identity.NewService(identity.ServiceConfig{
-		Store:  st,
-		Hasher: hasher,
-		Policy: identity.PasswordPolicy{MinLength: u.Password.MinLength, MaxLength: u.Password.MaxLength},
-		Sealer: sealer,
-		Realms: u.Domains,
+		Store:   st,
+		Hasher:  hasher,
+		Policy:  identity.PasswordPolicy{MinLength: u.Password.MinLength, MaxLength: u.Password.MaxLength},
+		Sealer:  sealer,
+		Realms:  u.Domains,
+		Refresh: st,
 	})
 	if err != nil {
 		return fail(fmt.Errorf("config: password: %w", err))
@@ -137,6 +139,77 @@ func OpenApp(ctx context.Context, cfg Config, logger zerolog.Logger) (*App, erro
 
 // Close closes the store.
 func (a *App) Close() error { return a.Store.Close() }
+
+// seconds converts a configured number of seconds.
+func seconds(n int) time.Duration { return time.Duration(n) * time.Second }
+
+// OpenKeyring loads the signing keys (creating the first on an empty
+// database).
+func (a *App) OpenKeyring(ctx context.Context) (*jwks.Keyring, error) {
+	j := a.Config.UsersCore.JWT
+	kr, err := jwks.NewKeyring(ctx, jwks.KeyringConfig{
+		Store:          a.Store,
+		Sealer:         a.Sealer,
+		RotationPeriod: seconds(j.KeyRotationSeconds),
+		LeadTime:       seconds(j.KeyLeadTimeSeconds),
+		// A retired key stays published until every token it signed has
+		// expired, leeway included.
+		RetireAfter: seconds(j.AccessTTLSeconds + j.LeewaySeconds),
+		Logger:      a.Logger.With().Str("component", "keyring").Logger(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("signing keys: %w", err)
+	}
+	return kr, nil
+}
+
+// Regulator returns the brute-force regulator configured for the App.
+func (a *App) Regulator() *identity.Regulator {
+	l := a.Config.UsersCore.Lockout
+	return identity.NewRegulator(a.Store, identity.RegulatorConfig{
+		UserMaxFailures: l.UserMaxFailures, UserWindow: seconds(l.UserWindowSeconds), UserLock: seconds(l.UserLockSeconds),
+		AddrMaxFailures: l.AddrMaxFailures, AddrWindow: seconds(l.AddrWindowSeconds), AddrLock: seconds(l.AddrLockSeconds),
+	})
+}
+
+// Tokens returns the token service signing with kr.
+func (a *App) Tokens(kr *jwks.Keyring, reg *identity.Regulator) (*identity.Tokens, error) {
+	j := a.Config.UsersCore.JWT
+	return identity.NewTokens(identity.TokenConfig{
+		Issuer:          j.Issuer,
+		Audience:        j.Audience,
+		AccessTTL:       seconds(j.AccessTTLSeconds),
+		RefreshIdleTTL:  seconds(j.RefreshTTLSeconds),
+		RefreshMaxTTL:   seconds(j.RefreshAbsoluteTTLSeconds),
+		RefreshGrace:    seconds(j.RefreshGraceSeconds),
+		SuccessorSealer: a.Sealer,
+	}, a.Users, a.Store, kr, reg)
+}
+
+// Verifier returns a token verifier accepting our own tokens for audience
+// (through kr, in-process) and, when withTrusted, the trusted issuers'
+// tokens through their remote JWKS (sources started on ctx).
+func (a *App) Verifier(ctx context.Context, kr *jwks.Keyring, audience string, withTrusted bool) (*jwks.Verifier, error) {
+	j := a.Config.UsersCore.JWT
+	issuers := []jwks.IssuerConfig{{Name: "users-core", Issuer: j.Issuer, Audience: audience, Keys: kr}}
+	if withTrusted {
+		names := make([]string, 0, len(a.Config.Auth.TrustedIssuers))
+		for n := range a.Config.Auth.TrustedIssuers {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			ti := a.Config.Auth.TrustedIssuers[n]
+			src := jwks.NewRemoteKeySource(jwks.RemoteConfig{
+				Issuer: ti.Issuer, JWKSURI: ti.JWKSURI,
+				Logger: a.Logger.With().Str("component", "jwks").Str("issuer", n).Logger(),
+			})
+			src.Start(ctx)
+			issuers = append(issuers, jwks.IssuerConfig{Name: n, Issuer: ti.Issuer, Audience: ti.Audience, Keys: src, TokenTypes: ti.TokenTypes})
+		}
+	}
+	return jwks.NewVerifier(jwks.VerifierConfig{Issuers: issuers, Leeway: seconds(j.LeewaySeconds)})
+}
 
 func unwrapPathErr(err error) error {
 	var pe *fs.PathError
@@ -238,6 +311,9 @@ type Main struct {
 	Notice io.Writer
 
 	app      *App
+	keyring  *jwks.Keyring
+	tokens   *identity.Tokens
+	stopBg   context.CancelFunc
 	started  time.Time
 	httpSrv  *http.Server
 	httpLn   net.Listener
@@ -270,13 +346,36 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		fmt.Fprintf(m.Notice, "users-core: created user \"admin\" with password %s\n"+
 			"users-core: it is shown only this once; change it with: users-core user passwd admin\n", password)
 	}
+	bg, stopBg := context.WithCancel(context.Background())
+	m.stopBg = stopBg
+	if m.keyring, err = m.app.OpenKeyring(ctx); err != nil {
+		return err
+	}
+	reg := m.app.Regulator()
+	if m.tokens, err = m.app.Tokens(m.keyring, reg); err != nil {
+		return err
+	}
+	apiVerifier, err := m.app.Verifier(bg, m.keyring, m.Config.UsersCore.JWT.APIAudience, false)
+	if err != nil {
+		return err
+	}
+	m.background(bg, func(ctx context.Context) { m.keyring.Run(ctx, time.Minute) })
+	m.background(bg, func(ctx context.Context) { m.maintain(ctx, reg) })
+
 	ready := map[string]string{}
 	if addr := m.Config.UsersCore.APIBindAddress; addr != "" && addr != "off" {
 		m.httpLn, err = net.Listen("tcp", addr)
 		if err != nil {
 			return fmt.Errorf("http: cannot listen on %s: %w", addr, err)
 		}
-		api := httpapi.New(httpapi.Config{Version: Version(), Started: m.started, Logger: m.Logger})
+		h := m.Config.UsersCore.HTTP
+		proxies, _ := parsePrefixes(h.TrustedProxies) // checked by Config.finish
+		api := httpapi.New(httpapi.Config{
+			Version: Version(), Started: m.started, Logger: m.Logger,
+			Users: m.app.Users, Tokens: m.tokens, Verifier: apiVerifier,
+			JWKS: jwks.Handler(m.keyring), Issuer: m.Config.UsersCore.JWT.Issuer,
+			PublicURL: h.PublicURL, CORSOrigins: h.CORSOrigins, TrustedProxies: proxies,
+		})
 		m.httpSrv = &http.Server{
 			Handler:           api,
 			ReadHeaderTimeout: 5 * time.Second,
@@ -306,6 +405,38 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Strs("domains", m.Config.UsersCore.Domains).Msg("users-core ready")
 	return nil
 }
+
+// background runs fn in a goroutine that Close waits for.
+func (m *Main) background(ctx context.Context, fn func(context.Context)) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		fn(ctx)
+	}()
+}
+
+// maintain prunes expired brute-force records and refresh tokens every few
+// minutes.
+func (m *Main) maintain(ctx context.Context, reg *identity.Regulator) {
+	t := time.NewTicker(5 * time.Minute)
+	defer t.Stop()
+	for {
+		if _, err := reg.Prune(ctx); err != nil && ctx.Err() == nil {
+			m.Logger.Warn().Err(err).Msg("pruning login attempts")
+		}
+		if _, err := m.tokens.Prune(ctx); err != nil && ctx.Err() == nil {
+			m.Logger.Warn().Err(err).Msg("pruning refresh tokens")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Keyring returns the signing keyring (nil before Run).
+func (m *Main) Keyring() *jwks.Keyring { return m.keyring }
 
 // Err returns a channel that receives a listener's fatal error.
 func (m *Main) Err() <-chan error { return m.serveErr }
@@ -338,6 +469,9 @@ func (m *Main) Close() error {
 	} else if m.httpLn != nil {
 		m.httpLn.Close()
 	}
+	if m.stopBg != nil {
+		m.stopBg()
+	}
 	m.wg.Wait()
 	if m.ReadyFile != "" {
 		os.Remove(m.ReadyFile)
@@ -359,11 +493,4 @@ func redactURL(s string) string {
 		}
 	}
 	return s
-}
-
-// randomHex returns n random bytes as hex.
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }

@@ -1,18 +1,36 @@
-// Package httpapi is the HTTP side-listener of users-core: health now, and
-// login, tokens, JWKS and the admin API as they are added. It turns
-// identity errors into the JSON error contract
-// {"error":{"code":"...","message":"..."}} with one table of statuses.
+// Package httpapi is the HTTP side-listener of users-core: login, token
+// refresh and logout, JWKS and discovery, health. It turns identity errors
+// into the JSON error contract {"error":{"code":"...","message":"..."}}
+// with one table of statuses, and never sends internal detail.
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net"
 	"net/http"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/rvoip/users-core/identity"
+	"github.com/rvoip/users-core/jwks"
 )
+
+// MaxBodyBytes bounds every request body.
+const MaxBodyBytes = 64 << 10
+
+// TokenVerifier checks access tokens; *jwks.Verifier satisfies it.
+type TokenVerifier interface {
+	Verify(ctx context.Context, token string) (*jwks.Claims, error)
+}
 
 // Config holds what the HTTP API needs.
 type Config struct {
@@ -20,12 +38,28 @@ type Config struct {
 	Started time.Time
 	Now     func() time.Time // nil means time.Now
 	Logger  zerolog.Logger
+
+	Users    *identity.Service
+	Tokens   *identity.Tokens
+	Verifier TokenVerifier // access tokens for this API (audience rvoip-api)
+	JWKS     http.Handler  // serves the JWKS document
+
+	// Issuer is our token issuer; PublicURL is the base URL clients reach
+	// this listener at (empty: taken from each request's Host).
+	Issuer    string
+	PublicURL string
+	// CORSOrigins restricts which browser origins may call the public
+	// routes; empty allows any (no cookies are used).
+	CORSOrigins []string
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
 }
 
-// Server is the HTTP API's handler.
+// Server is the API's handler.
 type Server struct {
-	cfg Config
-	mux *http.ServeMux
+	cfg     Config
+	mux     *http.ServeMux
+	origins map[string]bool
 }
 
 // New returns the API handler for cfg.
@@ -33,8 +67,22 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux()}
-	s.mux.HandleFunc("GET /health", s.health)
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), origins: map[string]bool{}}
+	for _, o := range cfg.CORSOrigins {
+		s.origins[strings.TrimRight(o, "/")] = true
+	}
+	s.route("/health", false, methods{"GET": s.health})
+	if cfg.Tokens != nil {
+		s.route("/auth/login", true, methods{"POST": s.login})
+		s.route("/auth/refresh", true, methods{"POST": s.refresh})
+		s.route("/auth/logout", true, methods{"POST": s.logout})
+	}
+	if cfg.JWKS != nil {
+		for _, p := range []string{"/auth/jwks.json", "/.well-known/jwks.json"} {
+			s.route(p, true, methods{"GET": cfg.JWKS.ServeHTTP})
+		}
+		s.route("/.well-known/openid-configuration", true, methods{"GET": s.discovery})
+	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "NOT_FOUND", "no such route")
 	})
@@ -43,7 +91,74 @@ func New(cfg Config) *Server {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 	s.mux.ServeHTTP(w, r)
+}
+
+// methods maps HTTP methods to handlers for one path.
+type methods map[string]http.HandlerFunc
+
+// route registers path with its methods. Other methods get a JSON 405
+// with Allow. Public routes answer CORS preflights and carry CORS headers.
+func (s *Server) route(path string, public bool, m methods) {
+	if h, ok := m["GET"]; ok {
+		m["HEAD"] = h
+	}
+	allowed := make([]string, 0, len(m)+1)
+	for k := range m {
+		allowed = append(allowed, k)
+	}
+	if public {
+		allowed = append(allowed, "OPTIONS")
+	}
+	sort.Strings(allowed)
+	allow := strings.Join(allowed, ", ")
+	s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		if public && !s.cors(w, r, allow) {
+			return
+		}
+		h, ok := m[r.Method]
+		if !ok {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "method "+r.Method+" not allowed; allowed: "+allow)
+			return
+		}
+		h(w, r)
+	})
+}
+
+// cors sets CORS headers for an allowed origin and answers preflights. It
+// returns false when the request was fully answered.
+func (s *Server) cors(w http.ResponseWriter, r *http.Request, allow string) bool {
+	origin := r.Header.Get("Origin")
+	h := w.Header()
+	if len(s.origins) > 0 {
+		h.Add("Vary", "Origin")
+	}
+	ok := origin != "" && (len(s.origins) == 0 || s.origins[origin])
+	if ok {
+		if len(s.origins) == 0 {
+			h.Set("Access-Control-Allow-Origin", "*")
+		} else {
+			h.Set("Access-Control-Allow-Origin", origin)
+		}
+		h.Set("Access-Control-Expose-Headers", "ETag, Retry-After, WWW-Authenticate")
+	}
+	if r.Method != http.MethodOptions {
+		return true
+	}
+	if ok && r.Header.Get("Access-Control-Request-Method") != "" {
+		h.Set("Access-Control-Allow-Methods", allow)
+		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, If-None-Match")
+		h.Set("Access-Control-Max-Age", "600")
+	}
+	h.Set("Allow", allow)
+	w.WriteHeader(http.StatusNoContent)
+	return false
 }
 
 // health is the liveness probe: the process answers.
@@ -53,6 +168,38 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 		"version":        s.cfg.Version,
 		"uptime_seconds": int64(s.cfg.Now().Sub(s.cfg.Started).Seconds()),
 	})
+}
+
+// discovery serves the RFC 8414 metadata fields that apply.
+func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
+	base := s.publicURL(r)
+	writeJSON(w, http.StatusOK, map[string]any{
+		"issuer":                                s.cfg.Issuer,
+		"jwks_uri":                              base + "/auth/jwks.json",
+		"token_endpoint":                        base + "/auth/login",
+		"grant_types_supported":                 []string{"password", "refresh_token"},
+		"response_types_supported":              []string{},
+		"token_endpoint_auth_methods_supported": []string{"none"},
+		"scopes_supported":                      []string{"openid", "profile", "email", identity.ScopeSIPRegister},
+		"id_token_signing_alg_values_supported": []string{"RS256"},
+	})
+}
+
+// publicURL is the configured public base URL, or one built from the
+// request.
+func (s *Server) publicURL(r *http.Request) string {
+	if s.cfg.PublicURL != "" {
+		return strings.TrimRight(s.cfg.PublicURL, "/")
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	} else if s.trustedPeer(r) {
+		if p := r.Header.Get("X-Forwarded-Proto"); p == "https" {
+			scheme = p
+		}
+	}
+	return scheme + "://" + r.Host
 }
 
 // statusOf maps identity error codes to HTTP statuses: the one table.
@@ -77,9 +224,9 @@ func wireCode(c identity.Code) string {
 	return string(c)
 }
 
-// Error writes err as the JSON error body with its mapped status. Internal
+// fail writes err as the JSON error body with its mapped status. Internal
 // detail is logged, never sent.
-func (s *Server) Error(w http.ResponseWriter, r *http.Request, err error) {
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	code := identity.ErrorCode(err)
 	status, ok := statusOf[code]
 	if !ok {
@@ -87,6 +234,12 @@ func (s *Server) Error(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if status == http.StatusInternalServerError {
 		s.cfg.Logger.Error().Err(err).Str("path", r.URL.Path).Msg("internal error")
+	}
+	if ra := identity.ErrorRetryAfter(err); ra > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((ra+time.Second-1)/time.Second)))
+	}
+	if status == http.StatusUnauthorized && code == identity.CodeUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="users-core", error="invalid_token"`)
 	}
 	writeError(w, status, wireCode(code), identity.ErrorMessage(err))
 }
@@ -100,4 +253,112 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// decodeJSON reads r's body into dst: application/json only, at most
+// MaxBodyBytes, unknown fields and trailing data refused. It writes the
+// error answer itself and returns false on failure. An empty body is
+// allowed when optional.
+func decodeJSON(w http.ResponseWriter, r *http.Request, dst any, optional bool) bool {
+	if ct := r.Header.Get("Content-Type"); ct != "" || !optional {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			writeError(w, http.StatusUnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json")
+			return false
+		}
+	}
+	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	err := dec.Decode(dst)
+	if errors.Is(err, io.EOF) && optional {
+		return true
+	}
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errors.New("unexpected data after the JSON object")
+		}
+	}
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, http.StatusRequestEntityTooLarge, "PAYLOAD_TOO_LARGE", "request body is larger than 64 KiB")
+			return false
+		}
+		writeError(w, http.StatusBadRequest, "BAD_REQUEST", jsonErrorMessage(err))
+		return false
+	}
+	return true
+}
+
+// jsonErrorMessage says what is wrong with a JSON body without echoing
+// values (which may be passwords).
+func jsonErrorMessage(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return "malformed JSON at byte " + strconv.FormatInt(se.Offset, 10)
+	case errors.As(err, &te):
+		return "field " + strconv.Quote(te.Field) + " must be " + te.Type.String()
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "request body must be a JSON object"
+	}
+	return "invalid JSON body: " + err.Error()
+}
+
+// clientAddr is the client's IP: the socket peer, or, when the peer is a
+// trusted proxy, the right-most address in X-Forwarded-For that is not a
+// trusted proxy.
+func (s *Server) clientAddr(r *http.Request) string {
+	peer := peerAddr(r)
+	if !peer.IsValid() {
+		return ""
+	}
+	if !s.isTrusted(peer) {
+		return peer.String()
+	}
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(v, ",")...)
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // a malformed hop: stop believing the chain
+		}
+		a = a.Unmap()
+		if !s.isTrusted(a) {
+			return a.String()
+		}
+	}
+	return peer.String()
+}
+
+func peerAddr(r *http.Request) netip.Addr {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}
+
+func (s *Server) trustedPeer(r *http.Request) bool {
+	p := peerAddr(r)
+	return p.IsValid() && s.isTrusted(p)
+}
+
+func (s *Server) isTrusted(a netip.Addr) bool {
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }

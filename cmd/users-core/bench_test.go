@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/crypto/argon2"
+
+	"github.com/rvoip/users-core/identity"
+)
+
+// The login benchmarks compare HTTP login throughput with the machine's raw
+// Argon2id rate (the ceiling: every login costs one hash), in one run:
+//
+//	go test -run '^$' -bench 'Argon2idRaw|LoginHTTP' -benchtime 200x ./cmd/users-core/
+//
+// BenchmarkLoginHTTP runs 200 concurrent clients with the default
+// parameters and reports logins/s and the process's peak RSS (VmHWM).
+
+// BenchmarkArgon2idRaw hashes with the default parameters on every CPU at
+// once: the raw hashes per second of this machine.
+func BenchmarkArgon2idRaw(b *testing.B) {
+	p := identity.DefaultArgon2Params()
+	salt := make([]byte, p.SaltLen)
+	rand.Read(salt)
+	var next atomic.Int64
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < runtime.NumCPU(); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(b.N) {
+				argon2.IDKey([]byte("benchmark password"), salt, p.Time, p.Memory, p.Threads, p.KeyLen)
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "hashes/s")
+}
+
+func BenchmarkLoginHTTP(b *testing.B) {
+	cfg := defaultConfig()
+	cfg.UsersCore.DataDir = b.TempDir()
+	cfg.UsersCore.APIBindAddress = "127.0.0.1:0"
+	if err := cfg.finish(); err != nil {
+		b.Fatal(err)
+	}
+	m := &Main{Config: cfg, Logger: zerolog.Nop(), Notice: io.Discard}
+	if err := m.Run(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	if _, err := m.app.Users.CreateUser(context.Background(), identity.NewUser{Username: "bench", Password: alicePassword}); err != nil {
+		b.Fatal(err)
+	}
+	body, _ := json.Marshal(map[string]string{"username": "bench", "password": alicePassword})
+	url := "http://" + m.HTTPAddr() + "/auth/login"
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 200}}
+	const clients = 200
+	var next, failed atomic.Int64
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(b.N) {
+				resp, err := client.Post(url, "application/json", bytes.NewReader(body))
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if failed.Load() > 0 {
+		b.Fatalf("%d of %d logins failed", failed.Load(), b.N)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "logins/s")
+	if hwm := peakRSS(); hwm > 0 {
+		b.ReportMetric(float64(hwm)/(1<<20), "peak-RSS-MiB")
+	}
+}
+
+// peakRSS returns this process's peak resident set (VmHWM) in bytes, or 0.
+func peakRSS() int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}

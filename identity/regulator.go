@@ -1,0 +1,140 @@
+package identity
+
+import (
+	"context"
+	"strings"
+	"time"
+)
+
+// RegulatorConfig sets the brute-force windows. A username with
+// UserMaxFailures failures within UserWindow is locked for UserLock; an
+// address with AddrMaxFailures failures within AddrWindow is banned for
+// AddrLock.
+type RegulatorConfig struct {
+	UserMaxFailures int
+	UserWindow      time.Duration
+	UserLock        time.Duration
+	AddrMaxFailures int
+	AddrWindow      time.Duration
+	AddrLock        time.Duration
+	Now             func() time.Time // nil means time.Now
+}
+
+// DefaultRegulatorConfig: 5 failures in 5 minutes lock a username for 15
+// minutes; 20 failures in 5 minutes from one address ban it for 15 minutes.
+func DefaultRegulatorConfig() RegulatorConfig {
+	return RegulatorConfig{
+		UserMaxFailures: 5, UserWindow: 5 * time.Minute, UserLock: 15 * time.Minute,
+		AddrMaxFailures: 20, AddrWindow: 5 * time.Minute, AddrLock: 15 * time.Minute,
+	}
+}
+
+// Regulator throttles password guessing per username and per client
+// address. Its state lives in an AttemptStore, so locks survive restarts
+// and hold on every node. The HTTP login and the SIP registrar both use it,
+// and both call Check before any expensive work (database lookups of the
+// user, Argon2id, HA1 unsealing).
+type Regulator struct {
+	store AttemptStore
+	cfg   RegulatorConfig
+}
+
+// NewRegulator returns a Regulator over store.
+func NewRegulator(store AttemptStore, cfg RegulatorConfig) *Regulator {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Regulator{store: store, cfg: cfg}
+}
+
+func userKey(username string) AttemptKey {
+	return AttemptKey{Kind: AttemptUser, Value: strings.ToLower(username)}
+}
+
+func addrKey(addr string) AttemptKey { return AttemptKey{Kind: AttemptAddr, Value: addr} }
+
+// keys returns the counters an attempt touches; an empty username or
+// address has none.
+func keys(username, addr string) []AttemptKey {
+	var ks []AttemptKey
+	if username != "" {
+		ks = append(ks, userKey(username))
+	}
+	if addr != "" {
+		ks = append(ks, addrKey(addr))
+	}
+	return ks
+}
+
+// Check returns an error with CodeAccountLocked and a RetryAfter when the
+// username or the address is locked, nil when the attempt may proceed.
+func (r *Regulator) Check(ctx context.Context, username, addr string) error {
+	now := r.cfg.Now()
+	until, err := r.store.LockedUntil(ctx, keys(username, addr), now)
+	if err != nil {
+		return Internal("identity.Regulator.Check", err)
+	}
+	if until.IsZero() {
+		return nil
+	}
+	retry := until.Sub(now).Round(time.Second)
+	if retry < time.Second {
+		retry = time.Second
+	}
+	return &Error{Op: "identity.Regulator.Check", Code: CodeAccountLocked,
+		Message: "too many failed attempts; try again later", RetryAfter: retry}
+}
+
+// Failure records a failed attempt and locks the username or address when
+// it crossed its threshold. It reports whether a new lock was set.
+func (r *Regulator) Failure(ctx context.Context, username, addr string) (locked bool, err error) {
+	now := r.cfg.Now()
+	type rule struct {
+		key    AttemptKey
+		max    int
+		window time.Duration
+		lock   time.Duration
+	}
+	var rules []rule
+	if username != "" && r.cfg.UserMaxFailures > 0 {
+		rules = append(rules, rule{userKey(username), r.cfg.UserMaxFailures, r.cfg.UserWindow, r.cfg.UserLock})
+	}
+	if addr != "" && r.cfg.AddrMaxFailures > 0 {
+		rules = append(rules, rule{addrKey(addr), r.cfg.AddrMaxFailures, r.cfg.AddrWindow, r.cfg.AddrLock})
+	}
+	for _, ru := range rules {
+		n, err := r.store.RecordFailure(ctx, ru.key, now, now.Add(-ru.window))
+		if err != nil {
+			return locked, Internal("identity.Regulator.Failure", err)
+		}
+		if n >= ru.max {
+			if err := r.store.Lock(ctx, ru.key, now.Add(ru.lock)); err != nil {
+				return locked, Internal("identity.Regulator.Failure", err)
+			}
+			// Start counting afresh once the lock ends.
+			if err := r.store.ClearFailures(ctx, ru.key); err != nil {
+				return locked, Internal("identity.Regulator.Failure", err)
+			}
+			locked = true
+		}
+	}
+	return locked, nil
+}
+
+// Success forgets the username's failures. The address's failures stay:
+// one valid account must not reset a guessing address's count.
+func (r *Regulator) Success(ctx context.Context, username string) error {
+	if username == "" {
+		return nil
+	}
+	if err := r.store.ClearFailures(ctx, userKey(username)); err != nil {
+		return Internal("identity.Regulator.Success", err)
+	}
+	return nil
+}
+
+// Prune deletes attempts and locks older than the longest window and lock.
+func (r *Regulator) Prune(ctx context.Context) (int, error) {
+	keep := max(r.cfg.UserWindow, r.cfg.AddrWindow, r.cfg.UserLock, r.cfg.AddrLock)
+	return r.store.PruneAttempts(ctx, r.cfg.Now().Add(-keep))
+}
