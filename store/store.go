@@ -1,6 +1,6 @@
 // Package store opens the persistence backend named by a database URL.
 // Backends live in subpackages (store/sqlite; store/postgres later) and
-// implement the contracts declared by identity and jwks (and later sip);
+// implement the contracts declared by identity, jwks and sip;
 // store/storetest is the conformance suite they all pass.
 package store
 
@@ -11,6 +11,7 @@ import (
 
 	"github.com/rvoip/users-core/identity"
 	"github.com/rvoip/users-core/jwks"
+	"github.com/rvoip/users-core/sip"
 	"github.com/rvoip/users-core/store/sqlite"
 )
 
@@ -21,6 +22,7 @@ type Store interface {
 	identity.RefreshStore
 	identity.AttemptStore
 	jwks.KeyStore
+	sip.BindingStore
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the database.

@@ -54,6 +54,8 @@ type DB struct {
 	// Hot reads, prepared once on the reader pool: parsing the statement
 	// costs about as much as running it.
 	userByID, userByName, refreshByHash *sql.Stmt
+	// The statements of the bindings table (bindings.go).
+	bindings bindingStmts
 }
 
 // Open opens the SQLite database at path, creating the file if it does not
@@ -191,7 +193,8 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// prepare prepares the hot read statements on the reader pool.
+// prepare prepares the hot read statements on the reader pool, and those of
+// the bindings table.
 func (db *DB) prepare(ctx context.Context) error {
 	var err error
 	if db.userByID, err = db.r.PrepareContext(ctx, `SELECT `+userColumns+` FROM users u WHERE u.id = ?`); err != nil {
@@ -200,8 +203,10 @@ func (db *DB) prepare(ctx context.Context) error {
 	if db.userByName, err = db.r.PrepareContext(ctx, `SELECT `+userColumns+` FROM users u WHERE u.username_key = ?`); err != nil {
 		return err
 	}
-	db.refreshByHash, err = db.r.PrepareContext(ctx, `SELECT `+refreshColumns+` FROM refresh_tokens WHERE hash = ?`)
-	return err
+	if db.refreshByHash, err = db.r.PrepareContext(ctx, `SELECT `+refreshColumns+` FROM refresh_tokens WHERE hash = ?`); err != nil {
+		return err
+	}
+	return db.bindings.prepare(ctx, db.r, db.w)
 }
 
 // Close closes every connection. The writer closes last so that SQLite
@@ -213,7 +218,7 @@ func (db *DB) Close() error {
 			errs = append(errs, s.Close())
 		}
 	}
-	errs = append(errs, db.r.Close(), db.w.Close())
+	errs = append(errs, db.bindings.close(), db.r.Close(), db.w.Close())
 	return errors.Join(errs...)
 }
 

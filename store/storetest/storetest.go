@@ -19,9 +19,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/rvoip/users-core/identity"
 	"github.com/rvoip/users-core/jwks"
+	"github.com/rvoip/users-core/sip"
 )
 
-// Store is what the suite exercises: the identity and jwks storage
+// Store is what the suite exercises: the identity, jwks and sip storage
 // contracts.
 type Store interface {
 	identity.UserStore
@@ -29,6 +30,7 @@ type Store interface {
 	identity.RefreshStore
 	identity.AttemptStore
 	jwks.KeyStore
+	sip.BindingStore
 }
 
 // subtest is one named check. Names read as sentences after their group's
@@ -59,6 +61,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) Store) {
 		{"KeySet", keySetTests},
 		{"RefreshTokens", refreshTokenTests},
 		{"Attempts", attemptTests},
+		{"Bindings", bindingTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

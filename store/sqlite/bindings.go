@@ -1,0 +1,409 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/rvoip/users-core/identity"
+	"github.com/rvoip/users-core/sip"
+	moderncsqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// DB persists registrar bindings, so that registrations survive a restart
+// and every process on one database file sees the same ones.
+var _ sip.BindingStore = (*DB)(nil)
+
+// bindingColumns selects a bindings row in the order scanBinding reads it,
+// and names the columns the insert statement writes, in the order of
+// bindingArgs.
+const bindingColumns = `id, aor, user_id, contact, contact_key, q, instance, reg_id, call_id, cseq, path,
+	expires_at, created_at, updated_at, source, transport, local_addr, user_agent, node`
+
+// expiredBatch is how many expired bindings DeleteExpiredBindings deletes
+// per write transaction, so that a large sweep (after a long outage) does
+// not hold the single writer, and with it every REGISTER, for long.
+const expiredBatch = 1000
+
+// bindingStmts are the prepared statements of the bindings table. current
+// runs on the reader pool. The others are prepared on the writer's single
+// connection and bound into each UpdateBindings transaction with
+// Tx.StmtContext, which reuses the statement already prepared on that
+// connection: the REGISTER path then never parses SQL.
+type bindingStmts struct {
+	current *sql.Stmt // reader: unexpired bindings of an AoR, sorted
+
+	ofAoR  *sql.Stmt // writer: every binding of an AoR, expired ones too
+	insert *sql.Stmt
+	// refresh rewrites every column but id, aor, user_id and contact_key;
+	// update also user_id. UPDATE rewrites the entries of every index on a
+	// column it assigns, even to an equal value, and each rewritten index
+	// page is one more page in the WAL at commit: a re-REGISTER, the common
+	// case, changes neither column, so refresh leaves those two indexes
+	// alone. A changed contact_key is a delete and an insert (see
+	// UpdateBindings), never an update.
+	refresh *sql.Stmt
+	update  *sql.Stmt
+	del     *sql.Stmt
+}
+
+// prepare prepares the statements on the reader pool r and the writer w.
+func (s *bindingStmts) prepare(ctx context.Context, r, w *sql.DB) error {
+	var err error
+	if s.current, err = r.PrepareContext(ctx, `SELECT `+bindingColumns+` FROM bindings
+	WHERE aor = ? AND expires_at > ? ORDER BY created_at, id`); err != nil {
+		return err
+	}
+	if s.ofAoR, err = w.PrepareContext(ctx, `SELECT `+bindingColumns+` FROM bindings
+	WHERE aor = ? ORDER BY created_at, id`); err != nil {
+		return err
+	}
+	if s.insert, err = w.PrepareContext(ctx, `INSERT INTO bindings (`+bindingColumns+`)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`); err != nil {
+		return err
+	}
+	// The parameters are numbered after bindingArgs; id and aor only select
+	// the row: UpdateBindings never moves a binding to another AoR.
+	const set = `contact = ?4, q = ?6, instance = ?7, reg_id = ?8, call_id = ?9,
+	cseq = ?10, path = ?11, expires_at = ?12, created_at = ?13, updated_at = ?14, source = ?15,
+	transport = ?16, local_addr = ?17, user_agent = ?18, node = ?19`
+	if s.refresh, err = w.PrepareContext(ctx, `UPDATE bindings SET `+set+`
+	WHERE id = ?1 AND aor = ?2 AND user_id = ?3 AND contact_key = ?5`); err != nil {
+		return err
+	}
+	if s.update, err = w.PrepareContext(ctx, `UPDATE bindings SET user_id = ?3, `+set+`
+	WHERE id = ?1 AND aor = ?2 AND contact_key = ?5`); err != nil {
+		return err
+	}
+	s.del, err = w.PrepareContext(ctx, `DELETE FROM bindings WHERE id = ?`)
+	return err
+}
+
+// close closes the statements that were prepared.
+func (s *bindingStmts) close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{s.current, s.ofAoR, s.insert, s.refresh, s.update, s.del} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// scanBinding reads a row selected with bindingColumns.
+func scanBinding(s rowScanner) (sip.Binding, error) {
+	var (
+		b                         sip.Binding
+		q, regID, cseq            int64
+		expires, created, updated int64
+		path                      []byte
+	)
+	if err := s.Scan(&b.ID, &b.AoR, &b.UserID, &b.Contact, &b.ContactKey, &q, &b.Instance, &regID,
+		&b.CallID, &cseq, &path, &expires, &created, &updated,
+		&b.Source, &b.Transport, &b.LocalAddr, &b.UserAgent, &b.Node); err != nil {
+		return sip.Binding{}, err
+	}
+	b.Q, b.RegID, b.CSeq = int(q), int(regID), uint32(cseq)
+	b.ExpiresAt, b.CreatedAt, b.UpdatedAt = fromMillis(expires), fromMillis(created), fromMillis(updated)
+	var err error
+	b.Path, err = decodePath(path)
+	return b, err
+}
+
+// bindingArgs returns the values of b in bindingColumns order. path is b's
+// Path, already encoded with encodePath.
+func bindingArgs(b *sip.Binding, path string) []any {
+	return []any{b.ID, b.AoR, b.UserID, b.Contact, b.ContactKey, int64(b.Q), b.Instance, int64(b.RegID),
+		b.CallID, int64(b.CSeq), path, millis(b.ExpiresAt), millis(b.CreatedAt), millis(b.UpdatedAt),
+		b.Source, b.Transport, b.LocalAddr, b.UserAgent, b.Node}
+}
+
+// encodePath is the stored form of a Path: a JSON array of its values in
+// order, "[]" when there are none. Angle brackets stay unescaped, so the
+// column reads like the header.
+func encodePath(p []string) (string, error) {
+	if len(p) == 0 {
+		return "[]", nil
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(p); err != nil {
+		return "", err
+	}
+	return string(bytes.TrimSuffix(buf.Bytes(), []byte("\n"))), nil
+}
+
+// decodePath reads a stored Path back: nil when empty.
+func decodePath(b []byte) ([]string, error) {
+	if len(b) == 0 || string(b) == "[]" {
+		return nil, nil
+	}
+	var p []string
+	if err := json.Unmarshal(b, &p); err != nil {
+		return nil, err
+	}
+	if len(p) == 0 {
+		return nil, nil
+	}
+	return p, nil
+}
+
+// queryBindings runs stmt, a SELECT of bindingColumns, with args and reads
+// every row.
+func queryBindings(ctx context.Context, stmt *sql.Stmt, args ...any) ([]sip.Binding, error) {
+	rows, err := stmt.QueryContext(ctx, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []sip.Binding
+	for rows.Next() {
+		b, err := scanBinding(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// sameBinding reports whether storing b would leave the stored binding a
+// unchanged: every field equal, times at the stored millisecond precision,
+// a nil and an empty Path alike.
+func sameBinding(a, b *sip.Binding) bool {
+	return a.ID == b.ID && a.AoR == b.AoR && a.UserID == b.UserID &&
+		a.Contact == b.Contact && a.ContactKey == b.ContactKey && a.Q == b.Q &&
+		a.Instance == b.Instance && a.RegID == b.RegID && a.CallID == b.CallID && a.CSeq == b.CSeq &&
+		slices.Equal(a.Path, b.Path) &&
+		millis(a.ExpiresAt) == millis(b.ExpiresAt) && millis(a.CreatedAt) == millis(b.CreatedAt) &&
+		millis(a.UpdatedAt) == millis(b.UpdatedAt) &&
+		a.Source == b.Source && a.Transport == b.Transport && a.LocalAddr == b.LocalAddr &&
+		a.UserAgent == b.UserAgent && a.Node == b.Node
+}
+
+// checkBindings refuses a result of an UpdateBindings fn that cannot be the
+// binding set of aor: a binding of another AoR, without an ID, or two with
+// one ID.
+func checkBindings(op, aor string, next []sip.Binding) error {
+	ids := make(map[string]struct{}, len(next))
+	for i := range next {
+		b := &next[i]
+		if b.AoR != aor {
+			return identity.Invalid(op, "aor", "binding %q has address-of-record %q, want %q", b.ID, b.AoR, aor)
+		}
+		if b.ID == "" {
+			return identity.Invalid(op, "id", "binding of %q for contact %q has no id", aor, b.Contact)
+		}
+		if _, dup := ids[b.ID]; dup {
+			return identity.Invalid(op, "id", "two bindings with id %q", b.ID)
+		}
+		ids[b.ID] = struct{}{}
+	}
+	return nil
+}
+
+// UpdateBindings runs one registrar update of aor in one write transaction:
+// it reads aor's bindings, passes those not expired at now to fn (sorted by
+// CreatedAt, then ID; fn may modify them freely) and makes fn's result the
+// complete set of aor's bindings. Bindings of aor missing from the result
+// are deleted, expired ones included; returned bindings that differ from
+// the stored ones are written, equal ones are left alone. BEGIN IMMEDIATE
+// takes the write lock before the read, so concurrent updates, in this
+// process or another on the same file, run one after the other and none is
+// lost.
+//
+// An error from fn is returned unchanged and nothing is written. A result
+// with a binding of another AoR, one without an ID, or two with one ID
+// matches identity.ErrInvalid; two bindings with one ContactKey, or an ID
+// that belongs to another AoR's binding, identity.ErrConflict; either
+// changes nothing. On success it returns fn's result as fn returned it.
+//
+// fn runs inside the transaction, which holds the only writer connection:
+// it must not call this DB's write methods (reads are fine), and should be
+// quick, since every other write waits for it.
+func (db *DB) UpdateBindings(ctx context.Context, aor string, now time.Time, fn func(current []sip.Binding) ([]sip.Binding, error)) ([]sip.Binding, error) {
+	const op = "sqlite.UpdateBindings"
+	if aor == "" {
+		return nil, identity.Invalid(op, "aor", "address-of-record is empty")
+	}
+	if fn == nil {
+		return nil, identity.Invalid(op, "fn", "update function is nil")
+	}
+	var out []sip.Binding
+	err := db.inWriteTx(ctx, op, func(tx *sql.Tx) error {
+		all, err := queryBindings(ctx, tx.StmtContext(ctx, db.bindings.ofAoR), aor)
+		if err != nil {
+			return identity.Internal(op, err)
+		}
+		// stored holds the unexpired bindings as read; fn gets copies, so
+		// that what it changes in place is still seen as a change below.
+		nowMS := millis(now)
+		stored := make(map[string]*sip.Binding, len(all))
+		var current []sip.Binding
+		var drop []string
+		for i := range all {
+			b := &all[i]
+			if millis(b.ExpiresAt) <= nowMS {
+				drop = append(drop, b.ID)
+				continue
+			}
+			stored[b.ID] = b
+			c := *b
+			c.Path = slices.Clone(b.Path)
+			current = append(current, c)
+		}
+
+		next, err := fn(current)
+		if err != nil {
+			return err
+		}
+		if err := checkBindings(op, aor, next); err != nil {
+			return err
+		}
+
+		// Plan the writes. A binding whose ContactKey changes is deleted and
+		// inserted again rather than updated, after every other deletion:
+		// updating it in place could collide, in the middle of the
+		// transaction, with the old key of another binding that changes too.
+		var refresh, update, insert []*sip.Binding
+		for i := range next {
+			b := &next[i]
+			old, ok := stored[b.ID]
+			switch {
+			case !ok:
+				insert = append(insert, b)
+			case sameBinding(old, b):
+			case old.ContactKey != b.ContactKey:
+				drop = append(drop, b.ID)
+				insert = append(insert, b)
+			case old.UserID != b.UserID:
+				update = append(update, b)
+			default:
+				refresh = append(refresh, b)
+			}
+			delete(stored, b.ID)
+		}
+		for i := range all { // left out of the result
+			if _, gone := stored[all[i].ID]; gone {
+				drop = append(drop, all[i].ID)
+			}
+		}
+
+		if len(drop) > 0 {
+			del := tx.StmtContext(ctx, db.bindings.del)
+			for _, id := range drop {
+				if _, err := del.ExecContext(ctx, id); err != nil {
+					return identity.Internal(op, err)
+				}
+			}
+		}
+		for _, w := range []struct {
+			stmt *sql.Stmt
+			bs   []*sip.Binding
+		}{{db.bindings.refresh, refresh}, {db.bindings.update, update}, {db.bindings.insert, insert}} {
+			if len(w.bs) == 0 {
+				continue
+			}
+			stmt := tx.StmtContext(ctx, w.stmt)
+			for _, b := range w.bs {
+				if err := writeBinding(ctx, stmt, op, b); err != nil {
+					return err
+				}
+			}
+		}
+		out = next
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// writeBinding runs stmt, the insert or one of the update statements, for
+// b and maps constraint violations to identity errors. The statement must
+// write exactly one row: an update that matches none (its row changed
+// under the transaction, which the write lock rules out) is an internal
+// error, not a silent no-op.
+func writeBinding(ctx context.Context, stmt *sql.Stmt, op string, b *sip.Binding) error {
+	path, err := encodePath(b.Path)
+	if err != nil {
+		return identity.Internal(op, err)
+	}
+	res, err := stmt.ExecContext(ctx, bindingArgs(b, path)...)
+	if err == nil {
+		n, err := res.RowsAffected()
+		if err == nil && n != 1 {
+			err = fmt.Errorf("binding %q: %d rows written, want 1", b.ID, n)
+		}
+		if err != nil {
+			return identity.Internal(op, err)
+		}
+		return nil
+	}
+	var e *moderncsqlite.Error
+	if errors.As(err, &e) {
+		switch e.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return identity.E(op, identity.CodeConflict, "binding id %q belongs to another address-of-record", b.ID)
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE:
+			return identity.E(op, identity.CodeConflict, "two bindings of %q for contact %q", b.AoR, b.ContactKey)
+		}
+	}
+	return identity.Internal(op, err)
+}
+
+// Bindings returns the bindings of aor not expired at now (ExpiresAt after
+// now), sorted by CreatedAt, then ID. It reads on the reader pool and never
+// waits for the writer.
+func (db *DB) Bindings(ctx context.Context, aor string, now time.Time) ([]sip.Binding, error) {
+	const op = "sqlite.Bindings"
+	bs, err := queryBindings(ctx, db.bindings.current, aor, millis(now))
+	if err != nil {
+		return nil, identity.Internal(op, err)
+	}
+	return bs, nil
+}
+
+// DeleteExpiredBindings deletes the bindings that expired before before
+// (ExpiresAt earlier than before) and returns how many went. It deletes
+// in batches of expiredBatch, one write transaction each, so that
+// registrations are not held up by a large sweep; an error stops it with
+// the earlier batches deleted.
+func (db *DB) DeleteExpiredBindings(ctx context.Context, before time.Time) (int, error) {
+	const op = "sqlite.DeleteExpiredBindings"
+	var total int64
+	for {
+		res, err := db.w.ExecContext(ctx, `DELETE FROM bindings WHERE id IN (
+	SELECT id FROM bindings WHERE expires_at < ? LIMIT ?)`, millis(before), expiredBatch)
+		if err != nil {
+			return int(total), identity.Internal(op, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return int(total), identity.Internal(op, err)
+		}
+		total += n
+		if n < expiredBatch {
+			return int(total), nil
+		}
+	}
+}
+
+// CountBindings returns the number of bindings, of every AoR, not expired
+// at now.
+func (db *DB) CountBindings(ctx context.Context, now time.Time) (int, error) {
+	const op = "sqlite.CountBindings"
+	var n int
+	if err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM bindings WHERE expires_at > ?`, millis(now)).Scan(&n); err != nil {
+		return 0, identity.Internal(op, err)
+	}
+	return n, nil
+}
