@@ -29,6 +29,8 @@ func startMain(t testing.TB, dataDir string, mutate ...func(*Config)) *Main {
 	cfg := defaultConfig()
 	cfg.UsersCore.DataDir = dataDir
 	cfg.UsersCore.APIBindAddress = "127.0.0.1:0"
+	sc := &cfg.UsersCore.SIP
+	sc.UDP, sc.TCP, sc.WS = "off", "off", "off"
 	smallArgon2(&cfg)
 	for _, m := range mutate {
 		m(&cfg)

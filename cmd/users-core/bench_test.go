@@ -57,6 +57,7 @@ func BenchmarkLoginHTTP(b *testing.B) {
 	cfg := defaultConfig()
 	cfg.UsersCore.DataDir = b.TempDir()
 	cfg.UsersCore.APIBindAddress = "127.0.0.1:0"
+	cfg.UsersCore.SIP.UDP, cfg.UsersCore.SIP.TCP, cfg.UsersCore.SIP.WS = "off", "off", "off"
 	if err := cfg.finish(); err != nil {
 		b.Fatal(err)
 	}

@@ -22,7 +22,10 @@ import (
 const usageText = `users-core: a SIP REGISTER authenticator with its own user identity service
 
 Usage:
-  users-core serve  [--http ADDR] [--ready-file FILE] [common flags]
+  users-core serve  [--http ADDR] [--ready-file FILE] [--cors-origins LIST]
+                    [--sip-udp ADDR] [--sip-tcp ADDR] [--sip-tls ADDR] [--sip-ws ADDR]
+                    [--sip-wss ADDR] [--tls-cert FILE --tls-key FILE]
+                    [--digest-algorithms LIST] [--bearer-challenge TRANSPORTS]
   users-core user add NAME [--password-stdin] [--role ROLE]... [--email E]
                     [--display-name N] [--token-only] [--disabled]
   users-core user list [--json] | show NAME [--json]
@@ -229,6 +232,15 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	f := newFlags("serve")
 	httpAddr := f.fs.String("http", "", "HTTP listen address, or off")
 	cors := f.fs.StringSlice("cors-origins", nil, "browser origins allowed to call login, refresh and JWKS (comma-separated)")
+	sipUDP := f.fs.String("sip-udp", "", "SIP UDP listen address, or off")
+	sipTCP := f.fs.String("sip-tcp", "", "SIP TCP listen address, or off")
+	sipTLS := f.fs.String("sip-tls", "", "SIP TLS listen address, or off")
+	sipWS := f.fs.String("sip-ws", "", "SIP WebSocket listen address, or off")
+	sipWSS := f.fs.String("sip-wss", "", "SIP secure WebSocket listen address, or off")
+	tlsCert := f.fs.String("tls-cert", "", "TLS certificate (PEM) for SIP TLS and WSS")
+	tlsKey := f.fs.String("tls-key", "", "TLS private key (PEM) for SIP TLS and WSS")
+	digestAlgs := f.fs.String("digest-algorithms", "", "Digest algorithms in order of preference, e.g. SHA-256,MD5")
+	bearerChallenge := f.fs.String("bearer-challenge", "", "transports whose 401 also carries a Bearer challenge, e.g. WS,WSS (default off)")
 	readyFile := f.fs.String("ready-file", "", "write the bound addresses here once listening")
 	rest, err := c.parse(f, args)
 	if err != nil {
@@ -244,11 +256,28 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	if f.fs.Changed("http") {
 		cfg.UsersCore.APIBindAddress = *httpAddr
 	}
+	sc := &cfg.UsersCore.SIP
+	for _, o := range []struct {
+		flag string
+		dst  *string
+		v    string
+	}{{"sip-udp", &sc.UDP, *sipUDP}, {"sip-tcp", &sc.TCP, *sipTCP}, {"sip-tls", &sc.TLS, *sipTLS},
+		{"sip-ws", &sc.WS, *sipWS}, {"sip-wss", &sc.WSS, *sipWSS}, {"tls-cert", &sc.TLSCert, *tlsCert}, {"tls-key", &sc.TLSKey, *tlsKey}} {
+		if f.fs.Changed(o.flag) {
+			*o.dst = o.v
+		}
+	}
+	if f.fs.Changed("digest-algorithms") {
+		sc.DigestAlgorithms = strings.Split(*digestAlgs, ",")
+	}
+	if f.fs.Changed("bearer-challenge") {
+		sc.BearerChallenge = []string{*bearerChallenge}
+	}
 	if f.fs.Changed("cors-origins") {
 		cfg.UsersCore.HTTP.CORSOrigins = *cors
-		if err := cfg.finish(); err != nil {
-			return err
-		}
+	}
+	if err := cfg.finish(); err != nil {
+		return err
 	}
 	logger, err := newLogger(cfg.UsersCore.Log, c.stderr)
 	if err != nil {

@@ -10,10 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/rvoip/users-core/sip"
 )
 
 // Config is the whole configuration of users-core. The TOML layout keeps
@@ -44,8 +47,13 @@ type UsersCoreConfig struct {
 	// DataKeyFile defaults to <data_dir>/data.key.
 	DataKeyFile string `toml:"data_key_file"`
 
+	// NodeID names this node in bindings (the node holding a client's
+	// flow); empty means the host name.
+	NodeID string `toml:"node_id"`
+
 	Log      LogConfig      `toml:"log"`
 	HTTP     HTTPConfig     `toml:"http"`
+	SIP      SIPConfig      `toml:"sip"`
 	JWT      JWTConfig      `toml:"jwt"`
 	Password PasswordConfig `toml:"password"`
 	Lockout  LockoutConfig  `toml:"lockout"`
@@ -62,6 +70,61 @@ type HTTPConfig struct {
 	// TrustedProxies are addresses or CIDR prefixes whose X-Forwarded-For
 	// header is believed for the client address.
 	TrustedProxies []string `toml:"trusted_proxies"`
+}
+
+// SIPConfig is [users_core.sip]: listeners, Digest and Bearer policy,
+// registrar limits.
+type SIPConfig struct {
+	UDP     string `toml:"udp"` // listen address, or "off"
+	TCP     string `toml:"tcp"`
+	TLS     string `toml:"tls"`
+	WS      string `toml:"ws"`
+	WSS     string `toml:"wss"`
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+	// DigestAlgorithms in order of preference.
+	DigestAlgorithms []string `toml:"digest_algorithms"`
+	// BearerChallenge lists the transports whose 401 also carries a
+	// Bearer challenge.
+	BearerChallenge []string `toml:"bearer_challenge"`
+	// Audience SIP Bearer tokens must carry.
+	Audience string `toml:"audience"`
+	// UsernameClaims map a trusted issuer's token to the SIP user.
+	UsernameClaims        []string `toml:"username_claims"`
+	BindingsOutliveTokens bool     `toml:"bindings_outlive_tokens"`
+	NonceLifetimeSeconds  int      `toml:"nonce_lifetime_seconds"`
+	MinExpires            int      `toml:"min_expires"`
+	MaxExpires            int      `toml:"max_expires"`
+	DefaultExpires        int      `toml:"default_expires"`
+	MaxContacts           int      `toml:"max_contacts"`
+	// OverLimit is "reject" or "drop-oldest".
+	OverLimit           string `toml:"over_limit"`
+	ReadTimeoutSeconds  int    `toml:"read_timeout_seconds"`
+	WriteTimeoutSeconds int    `toml:"write_timeout_seconds"`
+	MaxConnsPerIP       int    `toml:"max_conns_per_ip"`
+	MaxInFlight         int    `toml:"max_in_flight"`
+	// UDPMaxResponse is the largest response sent over UDP, in bytes.
+	UDPMaxResponse int `toml:"udp_max_response"`
+	// Domains overrides settings per SIP domain: [users_core.sip.domains."example.com"].
+	Domains map[string]SIPDomainConfig `toml:"domains"`
+	// ClientRules adjust challenges per User-Agent; [[users_core.sip.client_rules]].
+	// When absent the shipped rules apply.
+	ClientRules []ClientRuleConfig `toml:"client_rules"`
+}
+
+// SIPDomainConfig is [users_core.sip.domains.NAME].
+type SIPDomainConfig struct {
+	DigestAlgorithms []string `toml:"digest_algorithms"`
+}
+
+// ClientRuleConfig is one [[users_core.sip.client_rules]] entry.
+type ClientRuleConfig struct {
+	Name string `toml:"name"`
+	// UserAgent is a regular expression matched against User-Agent.
+	UserAgent        string   `toml:"user_agent"`
+	DigestAlgorithms []string `toml:"digest_algorithms"`
+	// Bearer, when set, turns the Bearer challenge on or off for them.
+	Bearer *bool `toml:"bearer"`
 }
 
 // LockoutConfig is [users_core.lockout]: brute-force regulation.
@@ -142,6 +205,16 @@ func defaultConfig() Config {
 			LeewaySeconds:             30,
 			KeyRotationSeconds:        30 * 86400,
 			KeyLeadTimeSeconds:        3600,
+		},
+		SIP: SIPConfig{
+			UDP: "127.0.0.1:5060", TCP: "127.0.0.1:5060", TLS: "off", WS: "127.0.0.1:5066", WSS: "off",
+			DigestAlgorithms:     []string{"SHA-256", "MD5"},
+			Audience:             "rvoip-sip",
+			UsernameClaims:       []string{"preferred_username", "username"},
+			NonceLifetimeSeconds: 300,
+			MinExpires:           60, MaxExpires: 86400, DefaultExpires: 3600, MaxContacts: 10, OverLimit: "reject",
+			ReadTimeoutSeconds: 900, WriteTimeoutSeconds: 10, MaxConnsPerIP: 64, MaxInFlight: 4096,
+			UDPMaxResponse: 1300,
 		},
 		Lockout: LockoutConfig{
 			UserMaxFailures: 5, UserWindowSeconds: 300, UserLockSeconds: 900,
@@ -258,6 +331,9 @@ func (c *Config) finish() error {
 			return fmt.Errorf("config: http.cors_origins: %q is not an origin like https://app.example.com", o)
 		}
 	}
+	if err := c.checkSIP(); err != nil {
+		return err
+	}
 	for name, ti := range c.Auth.TrustedIssuers {
 		if ti.Audience == "" {
 			return fmt.Errorf("config: auth.trusted_issuers.%s.audience is required", name)
@@ -335,6 +411,9 @@ func configKeys(cfg *Config) []configKey {
 				walk(f, p)
 				continue
 			}
+			if f.Kind() == reflect.Map || (f.Kind() == reflect.Slice && f.Type().Elem().Kind() != reflect.String) {
+				continue // tables: file only
+			}
 			keys = append(keys, configKey{
 				Path:  "users_core." + strings.Join(p, "."),
 				Env:   "USERS_CORE_" + strings.ToUpper(strings.Join(p, "_")),
@@ -393,6 +472,62 @@ func setValue(v reflect.Value, s string) error {
 		v.Set(reflect.ValueOf(list))
 	default:
 		return fmt.Errorf("unsupported kind %s", v.Kind())
+	}
+	return nil
+}
+
+// checkSIP validates [users_core.sip].
+func (c *Config) checkSIP() error {
+	sc := &c.UsersCore.SIP
+	if _, err := sip.ParseAlgorithms(strings.Join(sc.DigestAlgorithms, ",")); err != nil {
+		return fmt.Errorf("config: sip.digest_algorithms: %v", err)
+	}
+	var bearer []string
+	for _, t := range sc.BearerChallenge {
+		for _, p := range strings.Split(t, ",") {
+			switch p = strings.ToUpper(strings.TrimSpace(p)); p {
+			case "", "OFF", "NONE":
+			case "UDP", "TCP", "TLS", "WS", "WSS":
+				bearer = append(bearer, p)
+			default:
+				return fmt.Errorf("config: sip.bearer_challenge: unknown transport %q (UDP, TCP, TLS, WS, WSS or off)", p)
+			}
+		}
+	}
+	sc.BearerChallenge = bearer
+	if sc.Audience == "" {
+		return errors.New("config: sip.audience must not be empty")
+	}
+	if !contains(c.UsersCore.JWT.Audience, sc.Audience) {
+		return fmt.Errorf("config: sip.audience %q is not in jwt.audience %v, so our tokens could not register", sc.Audience, c.UsersCore.JWT.Audience)
+	}
+	if sc.OverLimit != "reject" && sc.OverLimit != "drop-oldest" {
+		return fmt.Errorf("config: sip.over_limit %q: want reject or drop-oldest", sc.OverLimit)
+	}
+	on := func(a string) bool { return a != "" && a != "off" }
+	if (on(sc.TLS) || on(sc.WSS)) && (sc.TLSCert == "" || sc.TLSKey == "") {
+		return errors.New("config: sip.tls and sip.wss need tls_cert and tls_key (--tls-cert, --tls-key)")
+	}
+	if sc.NonceLifetimeSeconds < 10 || sc.ReadTimeoutSeconds < 0 || sc.WriteTimeoutSeconds < 0 || sc.UDPMaxResponse < 512 {
+		return errors.New("config: sip: nonce_lifetime_seconds must be at least 10, timeouts not negative, udp_max_response at least 512")
+	}
+	for d, dc := range sc.Domains {
+		if !contains(c.UsersCore.Domains, strings.ToLower(d)) {
+			return fmt.Errorf("config: sip.domains.%q is not one of the domains %v", d, c.UsersCore.Domains)
+		}
+		if _, err := sip.ParseAlgorithms(strings.Join(dc.DigestAlgorithms, ",")); err != nil {
+			return fmt.Errorf("config: sip.domains.%q.digest_algorithms: %v", d, err)
+		}
+	}
+	for i, r := range sc.ClientRules {
+		if _, err := regexp.Compile(r.UserAgent); err != nil || r.UserAgent == "" {
+			return fmt.Errorf("config: sip.client_rules[%d] (%s): user_agent is not a valid regular expression", i, r.Name)
+		}
+		if len(r.DigestAlgorithms) > 0 {
+			if _, err := sip.ParseAlgorithms(strings.Join(r.DigestAlgorithms, ",")); err != nil {
+				return fmt.Errorf("config: sip.client_rules[%d] (%s): %v", i, r.Name, err)
+			}
+		}
 	}
 	return nil
 }

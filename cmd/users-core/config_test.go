@@ -26,7 +26,7 @@ domains = ["example.com", "Example.COM", "voip.example.com"]
 
 [users_core.jwt]
 issuer = "https://id.example.com"
-audience = ["rvoip-api"]
+audience = ["rvoip-api", "rvoip-sip"]
 
 [users_core.password]
 min_length = 14

@@ -5,7 +5,9 @@ package main
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -17,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -24,11 +27,14 @@ import (
 	"syscall"
 	"time"
 
+	sipgo "github.com/emiago/sipgo/sip"
+	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 
 	"github.com/rvoip/users-core/identity"
 	"github.com/rvoip/users-core/identity/httpapi"
 	"github.com/rvoip/users-core/jwks"
+	"github.com/rvoip/users-core/sip"
 	"github.com/rvoip/users-core/store"
 )
 
@@ -313,6 +319,8 @@ type Main struct {
 	app      *App
 	keyring  *jwks.Keyring
 	tokens   *identity.Tokens
+	sipSrv   *sip.Server
+	addrs    map[string]string
 	stopBg   context.CancelFunc
 	started  time.Time
 	httpSrv  *http.Server
@@ -395,6 +403,28 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}()
 		m.Logger.Info().Str("addr", ready["http"]).Msg("http listening")
 	}
+	if sc := m.Config.UsersCore.SIP; on(sc.UDP) || on(sc.TCP) || on(sc.TLS) || on(sc.WS) || on(sc.WSS) {
+		if m.sipSrv, err = m.newSIPServer(ctx, bg); err != nil {
+			return err
+		}
+		var tlsConf *tls.Config
+		if on(sc.TLS) || on(sc.WSS) {
+			cert, err := tls.LoadX509KeyPair(sc.TLSCert, sc.TLSKey)
+			if err != nil {
+				return fmt.Errorf("sip: loading the TLS certificate: %w", err)
+			}
+			tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		}
+		bound, err := m.sipSrv.Listen(sip.Listeners{UDP: sc.UDP, TCP: sc.TCP, TLS: sc.TLS, WS: sc.WS, WSS: sc.WSS, TLSConfig: tlsConf})
+		if err != nil {
+			return err
+		}
+		for k, v := range bound {
+			ready["sip_"+k] = v
+			m.Logger.Info().Str("transport", k).Str("addr", v).Msg("sip listening")
+		}
+	}
+	m.addrs = ready
 	if m.ReadyFile != "" {
 		data, _ := json.Marshal(ready)
 		if err := writeFileAtomic(m.ReadyFile, append(data, '\n'), 0o644); err != nil {
@@ -404,6 +434,79 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Logger.Info().Str("version", Version()).Str("database", redactURL(m.Config.UsersCore.DatabaseURL)).
 		Strs("domains", m.Config.UsersCore.Domains).Msg("users-core ready")
 	return nil
+}
+
+func on(addr string) bool { return addr != "" && addr != "off" }
+
+// newSIPServer builds the registrar from the configuration.
+func (m *Main) newSIPServer(ctx, bg context.Context) (*sip.Server, error) {
+	u := m.Config.UsersCore
+	sc := u.SIP
+	secret, err := m.app.Store.Secret(ctx, "sip_nonce_key", func() ([]byte, error) {
+		b := make([]byte, 32)
+		_, err := rand.Read(b)
+		return b, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sip: nonce key: %w", err)
+	}
+	algs, _ := sip.ParseAlgorithms(strings.Join(sc.DigestAlgorithms, ",")) // checked by Config.finish
+	domainAlgs := map[string][]identity.DigestAlgorithm{}
+	for d, dc := range sc.Domains {
+		domainAlgs[strings.ToLower(d)], _ = sip.ParseAlgorithms(strings.Join(dc.DigestAlgorithms, ","))
+	}
+	var rules []sip.ClientRule
+	if sc.ClientRules != nil {
+		rules = []sip.ClientRule{}
+		for _, r := range sc.ClientRules {
+			cr := sip.ClientRule{Name: r.Name, UserAgent: regexp.MustCompile(r.UserAgent), Bearer: r.Bearer}
+			if len(r.DigestAlgorithms) > 0 {
+				cr.Algorithms, _ = sip.ParseAlgorithms(strings.Join(r.DigestAlgorithms, ","))
+			}
+			rules = append(rules, cr)
+		}
+	}
+	verifier, err := m.app.Verifier(bg, m.keyring, sc.Audience, true)
+	if err != nil {
+		return nil, err
+	}
+	node := u.NodeID
+	if node == "" {
+		node, _ = os.Hostname()
+	}
+	over := sip.OverLimitReject
+	if sc.OverLimit == "drop-oldest" {
+		over = sip.OverLimitDropOldest
+	}
+	// sipgo refuses UDP messages larger than UDPMTUSize-200.
+	sipgo.UDPMTUSize = sc.UDPMaxResponse + 200
+	return sip.NewServer(sip.Config{
+		Domains:               u.Domains,
+		Algorithms:            algs,
+		DomainAlgorithms:      domainAlgs,
+		BearerChallenge:       sc.BearerChallenge,
+		ClientRules:           rules,
+		AuthzServer:           u.JWT.Issuer,
+		NonceSecret:           secret,
+		NonceLifetime:         seconds(sc.NonceLifetimeSeconds),
+		Credentials:           m.app.Users,
+		Users:                 m.app.Users,
+		Verifier:              verifier,
+		OwnIssuer:             "users-core",
+		UsernameClaims:        sc.UsernameClaims,
+		BindingsOutliveTokens: sc.BindingsOutliveTokens,
+		Regulator:             m.app.Regulator(),
+		Bindings:              m.app.Store,
+		Policy: sip.Policy{MinExpires: sc.MinExpires, MaxExpires: sc.MaxExpires, DefaultExpires: sc.DefaultExpires,
+			MaxContacts: sc.MaxContacts, OverLimit: over},
+		Node:          node,
+		ReadTimeout:   seconds(sc.ReadTimeoutSeconds),
+		WriteTimeout:  seconds(sc.WriteTimeoutSeconds),
+		MaxConnsPerIP: sc.MaxConnsPerIP,
+		MaxInFlight:   sc.MaxInFlight,
+		Logger:        m.Logger,
+		NewID:         uuid.NewString,
+	})
 }
 
 // background runs fn in a goroutine that Close waits for.
@@ -427,6 +530,9 @@ func (m *Main) maintain(ctx context.Context, reg *identity.Regulator) {
 		if _, err := m.tokens.Prune(ctx); err != nil && ctx.Err() == nil {
 			m.Logger.Warn().Err(err).Msg("pruning refresh tokens")
 		}
+		if _, err := m.app.Store.DeleteExpiredBindings(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			m.Logger.Warn().Err(err).Msg("sweeping expired bindings")
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -449,6 +555,12 @@ func (m *Main) HTTPAddr() string {
 	return m.httpLn.Addr().String()
 }
 
+// Addrs returns the bound addresses as the ready file lists them.
+func (m *Main) Addrs() map[string]string { return m.addrs }
+
+// SIPServer returns the SIP registrar (nil when every SIP listener is off).
+func (m *Main) SIPServer() *sip.Server { return m.sipSrv }
+
 // Close stops the listeners, letting in-flight requests finish for up to 5
 // seconds, removes the ready file and closes the store.
 func (m *Main) Close() error {
@@ -461,6 +573,12 @@ func (m *Main) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var errs []error
+	if m.sipSrv != nil {
+		// Stop taking REGISTERs and let those in flight finish first.
+		if err := m.sipSrv.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if m.httpSrv != nil {
 		if err := m.httpSrv.Shutdown(ctx); err != nil {
 			errs = append(errs, err)

@@ -271,7 +271,8 @@ type server struct {
 func startServe(t testing.TB, dataDir string, extra ...string) *server {
 	t.Helper()
 	readyFile := filepath.Join(t.TempDir(), "ready.json")
-	args := append([]string{"serve", "--http", "127.0.0.1:0", "--ready-file", readyFile}, extra...)
+	args := append([]string{"serve", "--http", "127.0.0.1:0", "--ready-file", readyFile,
+		"--sip-udp", "127.0.0.1:0", "--sip-tcp", "127.0.0.1:0", "--sip-ws", "127.0.0.1:0"}, extra...)
 	cmd := exec.Command(binary, args...)
 	cmd.Env = cleanEnv("USERS_CORE_DATA_DIR="+dataDir, "USERS_CORE_LOG_FORMAT=json")
 	s := &server{cmd: cmd, stdout: new(syncBuffer), stderr: new(syncBuffer), done: make(chan error, 1)}
@@ -342,6 +343,11 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	if _, ok := health["uptime_seconds"]; !ok {
 		t.Fatalf("health has no uptime: %s", body)
+	}
+	for _, k := range []string{"sip_udp", "sip_tcp", "sip_ws"} {
+		if !strings.HasPrefix(s.ready[k], "127.0.0.1:") {
+			t.Fatalf("ready file lacks %s: %v", k, s.ready)
+		}
 	}
 	resp, err = http.Get("http://" + s.ready["http"] + "/nope")
 	if err != nil {
@@ -425,6 +431,7 @@ func TestMainRunInProcess(t *testing.T) {
 	cfg := defaultConfig()
 	cfg.UsersCore.DataDir = t.TempDir()
 	cfg.UsersCore.APIBindAddress = "127.0.0.1:0"
+	cfg.UsersCore.SIP.UDP, cfg.UsersCore.SIP.TCP, cfg.UsersCore.SIP.WS = "127.0.0.1:0", "127.0.0.1:0", "off"
 	if err := cfg.finish(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,332 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
+
+	"github.com/rvoip/users-core/identity"
+)
+
+const sipDomain = "example.test"
+
+// sipMain starts Main with every SIP transport but TLS/WSS on port 0 and
+// all three Digest algorithms enabled.
+func sipMain(t testing.TB, dir string, mutate ...func(*Config)) *Main {
+	t.Helper()
+	return startMain(t, dir, append([]func(*Config){func(c *Config) {
+		c.UsersCore.Domains = []string{sipDomain}
+		sc := &c.UsersCore.SIP
+		sc.UDP, sc.TCP, sc.WS = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+		sc.DigestAlgorithms = []string{"SHA-512-256", "SHA-256", "MD5"}
+	}}, mutate...)...)
+}
+
+// sipAddr returns the bound address of transport ("udp", "tcp", "ws").
+func sipAddr(t testing.TB, m *Main, transport string) string {
+	t.Helper()
+	b := m.Addrs()
+	a := b["sip_"+transport]
+	if a == "" {
+		t.Fatalf("no %s listener: %v", transport, b)
+	}
+	return a
+}
+
+// phone is a sipgo client registering one user.
+type phone struct {
+	t         testing.TB
+	ua        *sipgo.UserAgent
+	cli       *sipgo.Client
+	transport string // UDP, TCP, WS
+	server    string
+	user      string
+	callID    string
+	cseq      uint32
+	contact   sip.Uri
+}
+
+func newPhone(t testing.TB, m *Main, transport, user string) *phone {
+	t.Helper()
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("users-core-test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ua.Close() })
+	return &phone{
+		t: t, ua: ua, cli: cli, transport: transport, server: sipAddr(t, m, strings.ToLower(transport)),
+		user: user, callID: fmt.Sprintf("%s-%d@test", user, time.Now().UnixNano()), cseq: 1,
+		contact: sip.Uri{Scheme: "sip", User: user, Host: "127.0.0.1", Port: 5099 + int(time.Now().UnixNano()%500)},
+	}
+}
+
+// request builds the next REGISTER of p with the given extra headers.
+func (p *phone) request(expires int, headers ...sip.Header) *sip.Request {
+	aor := sip.Uri{Scheme: "sip", User: p.user, Host: sipDomain}
+	req := sip.NewRequest(sip.REGISTER, sip.Uri{Scheme: "sip", Host: sipDomain})
+	req.SetDestination(p.server)
+	req.SetTransport(p.transport)
+	from := &sip.FromHeader{Address: aor, Params: sip.NewParams()}
+	from.Params.Add("tag", sip.GenerateTagN(10))
+	req.AppendHeader(from)
+	req.AppendHeader(&sip.ToHeader{Address: aor, Params: sip.NewParams()})
+	cid := sip.CallIDHeader(p.callID)
+	req.AppendHeader(&cid)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: p.cseq, MethodName: sip.REGISTER})
+	p.cseq++
+	req.AppendHeader(&sip.ContactHeader{Address: p.contact, Params: sip.NewParams()})
+	exp := sip.ExpiresHeader(expires)
+	req.AppendHeader(&exp)
+	for _, h := range headers {
+		req.AppendHeader(h)
+	}
+	return req
+}
+
+func (p *phone) do(req *sip.Request) *sip.Response {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := p.cli.Do(ctx, req)
+	if err != nil {
+		p.t.Fatalf("%s REGISTER: %v", p.transport, err)
+	}
+	return res
+}
+
+// digestFor answers the challenge of alg in res with password.
+func digestFor(t testing.TB, res *sip.Response, alg identity.DigestAlgorithm, user, password string) sip.Header {
+	t.Helper()
+	for _, h := range res.GetHeaders("WWW-Authenticate") {
+		if !strings.HasPrefix(h.Value(), "Digest") {
+			continue
+		}
+		chal, err := digest.ParseChallenge(h.Value())
+		if err != nil {
+			t.Fatalf("challenge %q: %v", h.Value(), err)
+		}
+		if !strings.EqualFold(chal.Algorithm, string(alg)) {
+			continue
+		}
+		cred, err := digest.Digest(chal, digest.Options{Method: "REGISTER", URI: "sip:" + sipDomain, Username: user, Password: password, Count: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sip.NewHeader("Authorization", cred.String())
+	}
+	t.Fatalf("no %s challenge in %v", alg, res.GetHeaders("WWW-Authenticate"))
+	return nil
+}
+
+// registerDigest runs REGISTER, 401, REGISTER with Digest and returns the
+// final answer.
+func (p *phone) registerDigest(alg identity.DigestAlgorithm, password string, expires int) *sip.Response {
+	p.t.Helper()
+	res := p.do(p.request(expires))
+	if res.StatusCode != 401 {
+		p.t.Fatalf("first REGISTER: %d, want 401", res.StatusCode)
+	}
+	return p.do(p.request(expires, digestFor(p.t, res, alg, p.user, password)))
+}
+
+func TestSIPRegisterDigestEveryTransportAndAlgorithm(t *testing.T) {
+	m := sipMain(t, t.TempDir())
+	addUser(t, m, "alice")
+	for _, transport := range []string{"UDP", "TCP", "WS"} {
+		for _, alg := range []identity.DigestAlgorithm{identity.SHA512256, identity.SHA256, identity.MD5} {
+			t.Run(transport+"/"+string(alg), func(t *testing.T) {
+				p := newPhone(t, m, transport, "alice")
+				res := p.registerDigest(alg, alicePassword, 600)
+				if res.StatusCode != 200 {
+					t.Fatalf("%d %s", res.StatusCode, res.Reason)
+				}
+				if res.GetHeader("Date") == nil || !hasContact(res, p.contact) {
+					t.Fatalf("200 lacks Date or our Contact:\n%s", res)
+				}
+				if bad := p.registerDigest(alg, "wrong password entirely", 600); bad.StatusCode != 401 {
+					t.Fatalf("wrong password: %d", bad.StatusCode)
+				}
+			})
+		}
+	}
+}
+
+func hasContact(res *sip.Response, u sip.Uri) bool {
+	for _, h := range res.GetHeaders("Contact") {
+		if strings.Contains(h.Value(), u.Host+":"+fmt.Sprint(u.Port)) && strings.Contains(h.Value(), "expires=") {
+			return true
+		}
+	}
+	return false
+}
+
+func TestSIPChallengeOffersAlgorithmsInOrderAndFitsUDP(t *testing.T) {
+	m := sipMain(t, t.TempDir(), func(c *Config) { c.UsersCore.SIP.BearerChallenge = []string{"UDP"} })
+	p := newPhone(t, m, "UDP", "nobody")
+	res := p.do(p.request(600))
+	var algs []string
+	for _, h := range res.GetHeaders("WWW-Authenticate") {
+		v := h.Value()
+		if strings.HasPrefix(v, "Bearer") {
+			algs = append(algs, "Bearer")
+			continue
+		}
+		chal, err := digest.ParseChallenge(v)
+		if err != nil || chal.Realm != sipDomain || len(chal.QOP) != 1 || chal.QOP[0] != "auth" {
+			t.Fatalf("challenge %q", v)
+		}
+		algs = append(algs, chal.Algorithm)
+	}
+	if got := strings.Join(algs, ","); got != "SHA-512-256,SHA-256,MD5,Bearer" {
+		t.Fatalf("challenges %s", got)
+	}
+	if size := len(res.String()); size > 1300 {
+		t.Fatalf("the 401 with every challenge is %d bytes, over sipgo's UDP limit of 1300", size)
+	} else {
+		t.Logf("401 with three Digest challenges and Bearer: %d bytes", size)
+	}
+}
+
+func TestSIPBearerOverWebSocket(t *testing.T) {
+	m := sipMain(t, t.TempDir())
+	addUser(t, m, "alice")
+	addUser(t, m, "bob")
+	_, _, body := login(t, m, "alice", alicePassword)
+	token := body["access_token"].(string)
+
+	p := newPhone(t, m, "WS", "alice")
+	res := p.do(p.request(600, sip.NewHeader("Authorization", "Bearer "+token)))
+	if res.StatusCode != 200 {
+		t.Fatalf("Bearer REGISTER: %d %s", res.StatusCode, res.Reason)
+	}
+	t.Run("a binding does not outlive its token", func(t *testing.T) {
+		for _, h := range res.GetHeaders("Contact") {
+			var secs int
+			if i := strings.Index(h.Value(), "expires="); i >= 0 {
+				fmt.Sscan(h.Value()[i+len("expires="):], &secs)
+			}
+			if secs > 900 {
+				t.Fatalf("binding expires in %d s, past the 900 s token", secs)
+			}
+		}
+	})
+	t.Run("a token for another AoR is 403", func(t *testing.T) {
+		q := newPhone(t, m, "WS", "bob")
+		if res := q.do(q.request(600, sip.NewHeader("Authorization", "Bearer "+token))); res.StatusCode != 403 {
+			t.Fatalf("%d", res.StatusCode)
+		}
+	})
+	t.Run("a bad token is 401 invalid_token", func(t *testing.T) {
+		q := newPhone(t, m, "UDP", "alice")
+		res := q.do(q.request(600, sip.NewHeader("Authorization", "Bearer "+token[:len(token)-4]+"AAAA")))
+		h := res.GetHeader("WWW-Authenticate")
+		if res.StatusCode != 401 || h == nil || !strings.Contains(h.Value(), `error="invalid_token"`) {
+			t.Fatalf("%d %v", res.StatusCode, h)
+		}
+	})
+}
+
+func TestSIPBindingsSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	m := sipMain(t, dir)
+	addUser(t, m, "alice")
+	p := newPhone(t, m, "TCP", "alice")
+	if res := p.registerDigest(identity.SHA256, alicePassword, 3600); res.StatusCode != 200 {
+		t.Fatalf("%d", res.StatusCode)
+	}
+	m.Close()
+	m = sipMain(t, dir)
+	bs, err := m.app.Store.Bindings(context.Background(), "sip:alice@"+sipDomain, time.Now())
+	if err != nil || len(bs) != 1 || bs[0].Transport != "TCP" {
+		t.Fatalf("after restart: %v %+v", err, bs)
+	}
+}
+
+func TestSIPConcurrentRegistersLoseNoUpdate(t *testing.T) {
+	m := sipMain(t, t.TempDir())
+	addUser(t, m, "alice")
+	const n = 8
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			p := newPhone(t, m, []string{"UDP", "TCP"}[i%2], "alice")
+			p.contact.Port = 6000 + i
+			if res := p.registerDigest(identity.MD5, alicePassword, 600); res.StatusCode != 200 {
+				t.Errorf("phone %d: %d", i, res.StatusCode)
+			}
+		}(i)
+	}
+	wg.Wait()
+	bs, err := m.app.Store.Bindings(context.Background(), "sip:alice@"+sipDomain, time.Now())
+	if err != nil || len(bs) != n {
+		t.Fatalf("%d bindings after %d concurrent REGISTERs (err %v)", len(bs), n, err)
+	}
+}
+
+func TestSIPKeepalivesAndRetransmissions(t *testing.T) {
+	m := sipMain(t, t.TempDir())
+	addUser(t, m, "alice")
+
+	t.Run("a double-CRLF ping on TCP gets a CRLF pong", func(t *testing.T) {
+		c, err := net.Dial("tcp", sipAddr(t, m, "tcp"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		if _, err := c.Write([]byte("\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 8)
+		n, err := c.Read(buf)
+		if err != nil || string(buf[:n]) != "\r\n" {
+			t.Fatalf("pong %q, %v", buf[:n], err)
+		}
+	})
+
+	t.Run("a retransmitted UDP REGISTER is answered again, not applied twice", func(t *testing.T) {
+		p := newPhone(t, m, "UDP", "alice")
+		res := p.do(p.request(600))
+		req := p.request(600, digestFor(t, res, identity.SHA256, "alice", alicePassword))
+		c, err := net.Dial("udp", sipAddr(t, m, "udp"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		local := c.LocalAddr().(*net.UDPAddr)
+		via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP", Host: "127.0.0.1", Port: local.Port, Params: sip.NewParams()}
+		via.Params.Add("branch", sip.GenerateBranch())
+		req.PrependHeader(via)
+		req.AppendHeader(sip.NewHeader("Max-Forwards", "70"))
+		req.AppendHeader(sip.NewHeader("Content-Length", "0"))
+		raw := []byte(req.String())
+		for i := 0; i < 2; i++ {
+			c.SetDeadline(time.Now().Add(3 * time.Second))
+			if _, err := c.Write(raw); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 4096)
+			n, err := c.Read(buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(string(buf[:n]), "SIP/2.0 200 ") {
+				t.Fatalf("send %d: %q", i+1, strings.SplitN(string(buf[:n]), "\r\n", 2)[0])
+			}
+		}
+	})
+}
