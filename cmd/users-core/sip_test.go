@@ -2,8 +2,18 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -329,4 +339,58 @@ func TestSIPKeepalivesAndRetransmissions(t *testing.T) {
 			}
 		}
 	})
+}
+
+// selfSigned writes a certificate and key for 127.0.0.1 and returns their
+// paths.
+func selfSigned(t testing.TB) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	return certFile, keyFile
+}
+
+func TestSIPRegisterOverTLSAndWSS(t *testing.T) {
+	cert, key := selfSigned(t)
+	m := sipMain(t, t.TempDir(), func(c *Config) {
+		sc := &c.UsersCore.SIP
+		sc.TLS, sc.WSS, sc.TLSCert, sc.TLSKey = "127.0.0.1:0", "127.0.0.1:0", cert, key
+	})
+	addUser(t, m, "alice")
+	for _, transport := range []string{"TLS", "WSS"} {
+		t.Run(transport, func(t *testing.T) {
+			ua, err := sipgo.NewUA(sipgo.WithUserAgent("users-core-test"),
+				sipgo.WithUserAgenTLSConfig(&tls.Config{InsecureSkipVerify: true})) // test certificate
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ua.Close()
+			cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := newPhone(t, m, transport, "alice")
+			p.ua, p.cli = ua, cli
+			if res := p.registerDigest(identity.SHA256, alicePassword, 600); res.StatusCode != 200 {
+				t.Fatalf("%d", res.StatusCode)
+			}
+		})
+	}
 }
