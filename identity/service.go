@@ -445,10 +445,11 @@ func SortedRealms(realms []string) []string {
 
 // DigestHA1 returns the HA1 (lowercase hex) of the active, Digest-enabled
 // user called username (case-insensitive) for realm and alg, with the
-// user. ok is false, with no error, when there is no such user, the user is
+// user. qualified asks for the HA1 over "username@realm" (the client sent
+// its Digest username as user@domain). ok is false, with no error, when there is no such user, the user is
 // disabled or token-only, or has no HA1 for that realm and algorithm: the
 // caller must treat all of these alike. err is for broken infrastructure.
-func (s *Service) DigestHA1(ctx context.Context, username, realm string, alg DigestAlgorithm) (u *User, ha1 string, ok bool, err error) {
+func (s *Service) DigestHA1(ctx context.Context, username, realm string, alg DigestAlgorithm, qualified bool) (u *User, ha1 string, ok bool, err error) {
 	const op = "identity.DigestHA1"
 	u, err = s.store.UserByName(ctx, username)
 	if errors.Is(err, ErrNotFound) {
@@ -465,7 +466,7 @@ func (s *Service) DigestHA1(ctx context.Context, username, realm string, alg Dig
 		return nil, "", false, err
 	}
 	for _, c := range creds.SIP {
-		if c.Algorithm == alg && strings.EqualFold(c.Realm, realm) {
+		if c.Algorithm == alg && c.Qualified == qualified && strings.EqualFold(c.Realm, realm) {
 			ha1, err := s.sealer.OpenHA1(u.ID, c)
 			if err != nil {
 				return nil, "", false, Internal(op, err)

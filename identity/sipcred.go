@@ -132,8 +132,11 @@ const sipCredentialAADLabel = "users-core sip-ha1 v1"
 // its row: the label "users-core sip-ha1 v1", then userID, realm and alg,
 // each preceded by its length as a 4-byte big-endian integer. Length
 // prefixes keep the encoding unambiguous whatever bytes the fields hold.
-func SIPCredentialAAD(userID, realm string, alg DigestAlgorithm) []byte {
+func SIPCredentialAAD(userID, realm string, alg DigestAlgorithm, qualified bool) []byte {
 	fields := []string{sipCredentialAADLabel, userID, realm, string(alg)}
+	if qualified {
+		fields = append(fields, "qualified")
+	}
 	n := 0
 	for _, f := range fields {
 		n += 4 + len(f)
@@ -172,18 +175,24 @@ func DeriveSIPCredentials(s *Sealer, userID, username, password string, realms [
 		}
 		seen[r] = true
 	}
-	out := make([]SIPCredential, 0, len(realms)*len(DigestAlgorithms))
-	for _, realm := range realms {
-		for _, alg := range DigestAlgorithms {
-			ha1, err := HA1(alg, username, realm, password)
-			if err != nil {
-				return nil, err
+	out := make([]SIPCredential, 0, 2*len(realms)*len(DigestAlgorithms))
+	for _, qualified := range []bool{false, true} {
+		for _, realm := range realms {
+			for _, alg := range DigestAlgorithms {
+				name := username
+				if qualified {
+					name = username + "@" + realm
+				}
+				ha1, err := HA1(alg, name, realm, password)
+				if err != nil {
+					return nil, err
+				}
+				sealed, err := s.Seal([]byte(ha1), SIPCredentialAAD(userID, realm, alg, qualified))
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, SIPCredential{Realm: realm, Algorithm: alg, Qualified: qualified, Sealed: sealed})
 			}
-			sealed, err := s.Seal([]byte(ha1), SIPCredentialAAD(userID, realm, alg))
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, SIPCredential{Realm: realm, Algorithm: alg, Sealed: sealed})
 		}
 	}
 	return out, nil
@@ -198,7 +207,7 @@ func (s *Sealer) OpenHA1(userID string, c SIPCredential) (string, error) {
 	if want == 0 {
 		return "", Internal(op, errors.New("unknown digest algorithm in stored SIP credential"))
 	}
-	pt, err := s.Open(c.Sealed, SIPCredentialAAD(userID, c.Realm, c.Algorithm))
+	pt, err := s.Open(c.Sealed, SIPCredentialAAD(userID, c.Realm, c.Algorithm, c.Qualified))
 	if err != nil {
 		return "", err
 	}

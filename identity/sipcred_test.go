@@ -100,7 +100,7 @@ func TestNewSealerNeedsA32ByteKey(t *testing.T) {
 func TestSealer(t *testing.T) {
 	s := newTestSealer(t)
 	ha1, _ := HA1(SHA256, "alice", "example.com", "secret passphrase")
-	aad := SIPCredentialAAD("user-1", "example.com", SHA256)
+	aad := SIPCredentialAAD("user-1", "example.com", SHA256, false)
 	sealed, err := s.Seal([]byte(ha1), aad)
 	if err != nil {
 		t.Fatal(err)
@@ -157,9 +157,9 @@ func TestSealer(t *testing.T) {
 	})
 	t.Run("another user id, realm or algorithm is refused", func(t *testing.T) {
 		for _, other := range [][]byte{
-			SIPCredentialAAD("user-2", "example.com", SHA256),
-			SIPCredentialAAD("user-1", "example.org", SHA256),
-			SIPCredentialAAD("user-1", "example.com", MD5),
+			SIPCredentialAAD("user-2", "example.com", SHA256, false),
+			SIPCredentialAAD("user-1", "example.org", SHA256, false),
+			SIPCredentialAAD("user-1", "example.com", MD5, false),
 			nil,
 		} {
 			_, err := s.Open(sealed, other)
@@ -173,13 +173,13 @@ func TestSealer(t *testing.T) {
 }
 
 func TestSIPCredentialAADIsUnambiguous(t *testing.T) {
-	a := SIPCredentialAAD("ab", "c", MD5)
-	b := SIPCredentialAAD("a", "bc", MD5)
-	c := SIPCredentialAAD("a", "b", "cMD5")
+	a := SIPCredentialAAD("ab", "c", MD5, false)
+	b := SIPCredentialAAD("a", "bc", MD5, false)
+	c := SIPCredentialAAD("a", "b", "cMD5", false)
 	if bytes.Equal(a, b) || bytes.Equal(a, c) || bytes.Equal(b, c) {
 		t.Error("different fields give the same AAD")
 	}
-	if !bytes.Equal(a, SIPCredentialAAD("ab", "c", MD5)) {
+	if !bytes.Equal(a, SIPCredentialAAD("ab", "c", MD5, false)) {
 		t.Error("AAD is not deterministic")
 	}
 }
@@ -191,28 +191,41 @@ func TestDeriveSIPCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(creds) != len(realms)*len(DigestAlgorithms) {
-		t.Fatalf("%d credentials, want %d", len(creds), len(realms)*len(DigestAlgorithms))
+	if len(creds) != 2*len(realms)*len(DigestAlgorithms) {
+		t.Fatalf("%d credentials, want %d", len(creds), 2*len(realms)*len(DigestAlgorithms))
 	}
 	i := 0
-	for _, realm := range realms {
-		for _, alg := range DigestAlgorithms {
-			c := creds[i]
-			i++
-			if c.Realm != realm || c.Algorithm != alg {
-				t.Errorf("credential %d is (%s, %s), want (%s, %s)", i-1, c.Realm, c.Algorithm, realm, alg)
-				continue
-			}
-			want, _ := HA1(alg, "alice", realm, "secret passphrase")
-			got, err := s.OpenHA1("user-1", c)
-			if err != nil || got != want {
-				t.Errorf("OpenHA1(%s, %s) = %q, %v; want %q", realm, alg, got, err, want)
-			}
-			if bytes.Contains(c.Sealed, []byte(want)) {
-				t.Errorf("sealed HA1 for (%s, %s) contains the plaintext", realm, alg)
+	for _, qualified := range []bool{false, true} {
+		for _, realm := range realms {
+			for _, alg := range DigestAlgorithms {
+				c := creds[i]
+				i++
+				if c.Realm != realm || c.Algorithm != alg || c.Qualified != qualified {
+					t.Errorf("credential %d is (%s, %s, %v), want (%s, %s, %v)", i-1, c.Realm, c.Algorithm, c.Qualified, realm, alg, qualified)
+					continue
+				}
+				name := "alice"
+				if qualified {
+					name = "alice@" + realm
+				}
+				want, _ := HA1(alg, name, realm, "secret passphrase")
+				got, err := s.OpenHA1("user-1", c)
+				if err != nil || got != want {
+					t.Errorf("OpenHA1(%s, %s, %v) = %q, %v; want %q", realm, alg, qualified, got, err, want)
+				}
+				if bytes.Contains(c.Sealed, []byte(want)) {
+					t.Errorf("sealed HA1 for (%s, %s) contains the plaintext", realm, alg)
+				}
 			}
 		}
 	}
+	t.Run("a plain value passed off as qualified does not open", func(t *testing.T) {
+		moved := creds[0]
+		moved.Qualified = true
+		if _, err := s.OpenHA1("user-1", moved); err == nil {
+			t.Error("opened as the qualified variant")
+		}
+	})
 
 	t.Run("another user id does not open", func(t *testing.T) {
 		if _, err := s.OpenHA1("user-2", creds[0]); err == nil {
@@ -239,7 +252,7 @@ func TestDeriveSIPCredentials(t *testing.T) {
 		}
 	})
 	t.Run("a sealed value that is not a hex HA1 does not open", func(t *testing.T) {
-		sealed, _ := s.Seal([]byte("not-an-ha1"), SIPCredentialAAD("user-1", "localhost", MD5))
+		sealed, _ := s.Seal([]byte("not-an-ha1"), SIPCredentialAAD("user-1", "localhost", MD5, false))
 		if _, err := s.OpenHA1("user-1", SIPCredential{Realm: "localhost", Algorithm: MD5, Sealed: sealed}); err == nil {
 			t.Error("opened a malformed HA1")
 		}

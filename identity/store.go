@@ -26,7 +26,11 @@ var DigestAlgorithms = []DigestAlgorithm{SHA512256, SHA256, MD5}
 type SIPCredential struct {
 	Realm     string
 	Algorithm DigestAlgorithm
-	Sealed    []byte // AES-256-GCM nonce||ciphertext, bound to user id, realm and algorithm
+	// Qualified marks the HA1 over "username@realm" as the Digest
+	// username (what phones configured with user@domain send; Kamailio's
+	// ha1b), rather than the plain username.
+	Qualified bool
+	Sealed    []byte // AES-256-GCM nonce||ciphertext, bound to user id, realm, algorithm and Qualified
 }
 
 // Credentials are a user's secrets as stored.
@@ -90,7 +94,7 @@ type UserStore interface {
 	Credentials(ctx context.Context, id string) (*Credentials, error)
 	// SetCredentials replaces the password hash and every SIP credential of
 	// the user with id, and sets the user's TokenOnly flag to tokenOnly. Two
-	// credentials for one realm and algorithm match ErrInvalid.
+	// credentials for one realm, algorithm and Qualified match ErrInvalid.
 	SetCredentials(ctx context.Context, id string, creds *Credentials, tokenOnly bool, updatedAt time.Time) error
 	// SetPasswordHash replaces only the password hash (a rehash with new
 	// parameters), keeping the SIP credentials.

@@ -161,7 +161,8 @@ func (s *Server) verifyDigest(ctx context.Context, req *sip.Request, realm, addr
 		out.reason = "digest uri does not match the Request-URI"
 		return sip.NewResponseFromRequest(req, 400, "Bad Request", nil), nil
 	}
-	u, ha1, ok, err := s.cfg.Credentials.DigestHA1(ctx, user, realm, alg)
+	qualified := okName && user != c.Username
+	u, ha1, ok, err := s.cfg.Credentials.DigestHA1(ctx, user, realm, alg, qualified)
 	if err != nil {
 		out.reason = "credential lookup failed"
 		s.log.Error().Err(err).Msg("credential lookup")

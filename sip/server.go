@@ -20,10 +20,11 @@ import (
 )
 
 // CredentialSource gives the HA1 of a user for Digest; identity.Service
-// satisfies it. ok is false, without error, for an unknown, disabled or
+// satisfies it. qualified asks for the HA1 over "user@realm", for clients
+// that send that as their Digest username. ok is false, without error, for an unknown, disabled or
 // token-only user or a missing HA1: all are answered alike.
 type CredentialSource interface {
-	DigestHA1(ctx context.Context, username, realm string, alg identity.DigestAlgorithm) (u *identity.User, ha1 string, ok bool, err error)
+	DigestHA1(ctx context.Context, username, realm string, alg identity.DigestAlgorithm, qualified bool) (u *identity.User, ha1 string, ok bool, err error)
 }
 
 // Users looks users up by id, for Bearer tokens of our own issuer.

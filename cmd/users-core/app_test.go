@@ -83,15 +83,19 @@ func TestSIPCredentialsPerRealmAndAlgorithm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(creds.SIP) != 2*3 {
-		t.Fatalf("%d SIP credentials, want one per realm (2) and algorithm (3)", len(creds.SIP))
+	if len(creds.SIP) != 2*3*2 {
+		t.Fatalf("%d SIP credentials, want one per realm (2), algorithm (3) and username form (2)", len(creds.SIP))
 	}
 	for _, c := range creds.SIP {
 		got, err := app.Sealer.OpenHA1(u.ID, c)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, _ := identity.HA1(c.Algorithm, "erin", c.Realm, alicePassword)
+		name := "erin"
+		if c.Qualified {
+			name = "erin@" + c.Realm
+		}
+		want, _ := identity.HA1(c.Algorithm, name, c.Realm, alicePassword)
 		if got != want {
 			t.Errorf("%s/%s: HA1 does not match", c.Realm, c.Algorithm)
 		}
@@ -112,7 +116,7 @@ func TestSIPCredentialsPerRealmAndAlgorithm(t *testing.T) {
 		}
 		c, _ = app.Store.Credentials(ctx, v.ID)
 		v, _ = app.Users.User(ctx, "tok")
-		if len(c.SIP) != 6 || v.TokenOnly {
+		if len(c.SIP) != 12 || v.TokenOnly {
 			t.Fatalf("after enabling Digest: %d HA1, token-only %v", len(c.SIP), v.TokenOnly)
 		}
 	})

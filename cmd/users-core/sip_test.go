@@ -394,3 +394,20 @@ func TestSIPRegisterOverTLSAndWSS(t *testing.T) {
 		})
 	}
 }
+
+func TestSIPDigestUsernameWithDomain(t *testing.T) {
+	m := sipMain(t, t.TempDir())
+	addUser(t, m, "alice")
+	p := newPhone(t, m, "UDP", "alice")
+	res := p.do(p.request(600))
+	for _, alg := range []identity.DigestAlgorithm{identity.SHA256, identity.MD5} {
+		auth := digestFor(t, res, alg, "alice@"+sipDomain, alicePassword)
+		if got := p.do(p.request(600, auth)); got.StatusCode != 200 {
+			t.Fatalf("%s with username alice@%s: %d", alg, sipDomain, got.StatusCode)
+		}
+	}
+	other := digestFor(t, res, identity.SHA256, "alice@other.test", alicePassword)
+	if got := p.do(p.request(600, other)); got.StatusCode != 401 {
+		t.Fatalf("username in a foreign domain: %d", got.StatusCode)
+	}
+}

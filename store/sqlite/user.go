@@ -109,12 +109,13 @@ func checkCredentials(op string, creds *identity.Credentials) error {
 		return nil
 	}
 	type key struct {
-		realm string
-		alg   identity.DigestAlgorithm
+		realm     string
+		alg       identity.DigestAlgorithm
+		qualified bool
 	}
 	seen := make(map[key]bool, len(creds.SIP))
 	for _, c := range creds.SIP {
-		k := key{c.Realm, c.Algorithm}
+		k := key{c.Realm, c.Algorithm, c.Qualified}
 		if seen[k] {
 			return identity.Invalid(op, "credentials", "two SIP credentials for realm %q and algorithm %s", c.Realm, c.Algorithm)
 		}
@@ -143,7 +144,7 @@ func newInserter(ctx context.Context, op string, tx *sql.Tx) (*inserter, error) 
 		ins.close()
 		return nil, identity.Internal(op, err)
 	}
-	if ins.creds, err = tx.PrepareContext(ctx, `INSERT INTO sip_credentials (user_id, realm, algorithm, sealed) VALUES (?, ?, ?, ?)`); err != nil {
+	if ins.creds, err = tx.PrepareContext(ctx, `INSERT INTO sip_credentials (user_id, realm, algorithm, qualified, sealed) VALUES (?, ?, ?, ?, ?)`); err != nil {
 		ins.close()
 		return nil, identity.Internal(op, err)
 	}
@@ -211,7 +212,7 @@ func insertSIPCredentials(ctx context.Context, stmt *sql.Stmt, op, id string, cr
 		if sealed == nil {
 			sealed = []byte{} // the column is NOT NULL; nil would bind as NULL
 		}
-		if _, err := stmt.ExecContext(ctx, id, c.Realm, string(c.Algorithm), sealed); err != nil {
+		if _, err := stmt.ExecContext(ctx, id, c.Realm, string(c.Algorithm), boolInt(c.Qualified), sealed); err != nil {
 			return identity.Internal(op, err)
 		}
 	}
@@ -502,14 +503,15 @@ func mustAffect(op string, res sql.Result) error {
 }
 
 // Credentials returns the password hash and SIP credentials of the user
-// with id, the SIP credentials ordered by realm, then algorithm.
+// with id, the SIP credentials ordered by realm, algorithm, then
+// qualified.
 func (db *DB) Credentials(ctx context.Context, id string) (*identity.Credentials, error) {
 	const op = "sqlite.Credentials"
 	// One statement reads the hash and the SIP credentials from one snapshot.
-	rows, err := db.r.QueryContext(ctx, `SELECT u.password_hash, c.realm, c.algorithm, c.sealed
+	rows, err := db.r.QueryContext(ctx, `SELECT u.password_hash, c.realm, c.algorithm, c.qualified, c.sealed
 	FROM users u LEFT JOIN sip_credentials c ON c.user_id = u.id
 	WHERE u.id = ?
-	ORDER BY c.realm, c.algorithm`, id)
+	ORDER BY c.realm, c.algorithm, c.qualified`, id)
 	if err != nil {
 		return nil, identity.Internal(op, err)
 	}
@@ -519,9 +521,10 @@ func (db *DB) Credentials(ctx context.Context, id string) (*identity.Credentials
 		var (
 			hash             string
 			realm, algorithm sql.NullString
+			qualified        sql.NullInt64
 			sealed           []byte
 		)
-		if err := rows.Scan(&hash, &realm, &algorithm, &sealed); err != nil {
+		if err := rows.Scan(&hash, &realm, &algorithm, &qualified, &sealed); err != nil {
 			return nil, identity.Internal(op, err)
 		}
 		if creds == nil {
@@ -534,6 +537,7 @@ func (db *DB) Credentials(ctx context.Context, id string) (*identity.Credentials
 			creds.SIP = append(creds.SIP, identity.SIPCredential{
 				Realm:     realm.String,
 				Algorithm: identity.DigestAlgorithm(algorithm.String),
+				Qualified: qualified.Int64 == 1,
 				Sealed:    sealed,
 			})
 		}
@@ -574,7 +578,7 @@ func (db *DB) SetCredentials(ctx context.Context, id string, creds *identity.Cre
 		if creds == nil || len(creds.SIP) == 0 {
 			return nil
 		}
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO sip_credentials (user_id, realm, algorithm, sealed) VALUES (?, ?, ?, ?)`)
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO sip_credentials (user_id, realm, algorithm, qualified, sealed) VALUES (?, ?, ?, ?, ?)`)
 		if err != nil {
 			return identity.Internal(op, err)
 		}
