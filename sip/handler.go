@@ -65,12 +65,18 @@ func (s *Server) register(ctx context.Context, req *sip.Request, tx sip.ServerTr
 		out.reason = rerr.Reason
 		return s.errorResponse(req, rerr)
 	}
-	out.aor = rr.AoR
 	realm := rr.AoRDomain
-	if !s.domains[realm] {
+	// RFC 3261 10.3 step 5: the AoR must belong to the Request-URI's
+	// domain, and that domain must be ours. Usernames are unique
+	// regardless of case, so the AoR key is lower-cased: ALICE and alice
+	// share one binding set.
+	if !s.domains[realm] || !strings.EqualFold(strings.Trim(req.Recipient.Host, "[]"), strings.Trim(realm, "[]")) {
+		out.aor = rr.AoR
 		out.reason = "domain not served"
 		return sip.NewResponseFromRequest(req, 404, "Not Found", nil)
 	}
+	rr.AoR = "sip:" + strings.ToLower(rr.AoRUser) + "@" + realm
+	out.aor = rr.AoR
 	addr := hostOf(req.Source())
 
 	cred, present, err := s.credentialsFor(req, realm)
