@@ -20,6 +20,7 @@ import (
 type Service struct {
 	store   UserStore
 	refresh RefreshStore
+	events  EventSink
 	hasher  *Hasher
 	policy  PasswordPolicy
 	sealer  *Sealer
@@ -39,6 +40,8 @@ type ServiceConfig struct {
 	// Refresh, when set, has every refresh token of a user revoked when
 	// the password changes or the user is disabled.
 	Refresh RefreshStore
+	// Events receives the audit events of user changes (nil: dropped).
+	Events EventSink
 }
 
 // NewService returns a Service for cfg.
@@ -53,9 +56,13 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if now == nil {
 		now = time.Now
 	}
+	if cfg.Events == nil {
+		cfg.Events = nopSink{}
+	}
 	return &Service{
 		store:   cfg.Store,
 		refresh: cfg.Refresh,
+		events:  cfg.Events,
 		hasher:  cfg.Hasher,
 		policy:  cfg.Policy,
 		sealer:  cfg.Sealer,
@@ -96,6 +103,7 @@ func (s *Service) CreateUser(ctx context.Context, nu NewUser) (*User, error) {
 	if err := s.store.CreateUser(ctx, u, creds); err != nil {
 		return nil, err
 	}
+	emit(ctx, s.events, u.CreatedAt, ActionUserCreated, u.ID, OutcomeSuccess, "username "+u.Username)
 	return u, nil
 }
 
@@ -165,6 +173,7 @@ feed:
 	if err := s.store.CreateUsers(ctx, users, creds); err != nil {
 		return nil, err
 	}
+	emit(ctx, s.events, s.timestamp(), ActionUserCreated, "", OutcomeSuccess, "imported "+strconv.Itoa(len(users))+" users")
 	return users, nil
 }
 
@@ -274,6 +283,7 @@ func (s *Service) SetPassword(ctx context.Context, id, password string, tokenOnl
 	if err := s.store.SetCredentials(ctx, id, creds, only, s.timestamp()); err != nil {
 		return err
 	}
+	emit(ctx, s.events, s.timestamp(), ActionPasswordChanged, id, OutcomeSuccess, "")
 	return s.revokeTokens(ctx, id)
 }
 
@@ -300,9 +310,14 @@ func (s *Service) SetActive(ctx context.Context, id string, active bool) (*User,
 		u.UpdatedAt = s.timestamp()
 		return nil
 	})
-	if err != nil || active {
+	if err != nil {
 		return u, err
 	}
+	if active {
+		emit(ctx, s.events, u.UpdatedAt, ActionUserEnabled, id, OutcomeSuccess, "")
+		return u, nil
+	}
+	emit(ctx, s.events, u.UpdatedAt, ActionUserDisabled, id, OutcomeSuccess, "")
 	return u, s.revokeTokens(ctx, id)
 }
 
@@ -312,7 +327,11 @@ func (s *Service) DeleteUser(ctx context.Context, id string) error {
 	if err := s.guardLastAdmin(ctx, "identity.DeleteUser", id, "delete"); err != nil {
 		return err
 	}
-	return s.store.DeleteUser(ctx, id)
+	if err := s.store.DeleteUser(ctx, id); err != nil {
+		return err
+	}
+	emit(ctx, s.events, s.timestamp(), ActionUserDeleted, id, OutcomeSuccess, "")
+	return nil
 }
 
 // guardLastAdmin refuses an action that would leave no active admin.

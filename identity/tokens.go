@@ -113,7 +113,11 @@ var errInvalidCredentials = &Error{Op: "identity.Login", Code: CodeInvalidCreden
 // CodeAccountLocked before any lookup or hashing; wrong password, unknown
 // user and disabled user all give CodeInvalidCredentials.
 func (t *Tokens) Login(ctx context.Context, username, password, addr string) (TokenPair, error) {
+	ctx = WithActor(ctx, username, addr)
 	if err := t.regulator.Check(ctx, username, addr); err != nil {
+		if ErrorCode(err) == CodeAccountLocked {
+			emit(ctx, t.users.events, t.now(), ActionLoginFailed, username, OutcomeFailure, "locked")
+		}
 		return TokenPair{}, err
 	}
 	u, ok, err := t.users.VerifyPassword(ctx, username, password)
@@ -121,8 +125,13 @@ func (t *Tokens) Login(ctx context.Context, username, password, addr string) (To
 		return TokenPair{}, err
 	}
 	if !ok {
-		if _, err := t.regulator.Failure(ctx, username, addr); err != nil {
+		locked, err := t.regulator.Failure(ctx, username, addr)
+		if err != nil {
 			return TokenPair{}, err
+		}
+		emit(ctx, t.users.events, t.now(), ActionLoginFailed, username, OutcomeFailure, "invalid credentials")
+		if locked {
+			emit(ctx, t.users.events, t.now(), ActionLockout, username, OutcomeSuccess, "too many failures")
 		}
 		return TokenPair{}, errInvalidCredentials
 	}
@@ -134,6 +143,7 @@ func (t *Tokens) Login(ctx context.Context, username, password, addr string) (To
 		return TokenPair{}, err
 	}
 	u.LastLoginAt = now
+	emit(WithActor(ctx, u.ID, addr), t.users.events, now, ActionLoginSucceeded, u.ID, OutcomeSuccess, "")
 	return t.issueFamily(ctx, u, now)
 }
 
@@ -266,6 +276,7 @@ func (t *Tokens) Refresh(ctx context.Context, token string) (TokenPair, error) {
 		if err != nil {
 			return TokenPair{}, err
 		}
+		emit(ctx, t.users.events, now, ActionTokenRefreshed, u.ID, OutcomeSuccess, "")
 		return t.pair(u, next, now)
 	}
 	return TokenPair{}, errInvalidRefresh
@@ -282,6 +293,7 @@ func (t *Tokens) rotated(ctx context.Context, u *User, old *RefreshToken, now ti
 	if err := t.refresh.RevokeRefreshFamily(ctx, old.FamilyID, now); err != nil {
 		return TokenPair{}, err
 	}
+	emit(ctx, t.users.events, now, ActionRefreshReused, u.ID, OutcomeFailure, "family revoked")
 	return TokenPair{}, &Error{Op: "identity.Refresh", Code: CodeUnauthorized,
 		Message: "refresh token reused; its family has been revoked"}
 }
@@ -293,6 +305,7 @@ func successorAAD(id string) []byte { return []byte("refresh-successor:" + id) }
 // Access tokens stay valid until they expire (at most the access TTL).
 func (t *Tokens) Logout(ctx context.Context, userID, refreshToken string) error {
 	now := t.now()
+	emit(ctx, t.users.events, now, ActionLogout, userID, OutcomeSuccess, "")
 	if refreshToken != "" {
 		rec, err := t.refresh.RefreshTokenByHash(ctx, hashToken(refreshToken))
 		if err == nil && rec.UserID == userID {

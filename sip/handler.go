@@ -22,6 +22,22 @@ var dummyHA1 = strings.Repeat("0", 64)
 type outcome struct {
 	user, aor, scheme, reason string
 	status                    int
+	authFailed                bool // credentials were presented and refused
+}
+
+// RegisterOutcome describes one answered REGISTER for observers.
+type RegisterOutcome struct {
+	Time      time.Time
+	User      string // the user the credentials named, "" when none
+	AoR       string
+	Source    string // ip:port
+	Transport string // UDP, TCP, TLS, WS, WSS
+	Scheme    string // "digest", "bearer" or "" (no credentials)
+	Status    int
+	Reason    string
+	// AuthFailed is true when credentials were presented and refused
+	// (wrong password, unknown user, bad token, locked).
+	AuthFailed bool
 }
 
 // HandleRegister answers one REGISTER: challenge, Digest or Bearer
@@ -45,6 +61,10 @@ func (s *Server) HandleRegister(req *sip.Request, tx sip.ServerTransaction) {
 	s.send(req, tx, res, terminate)
 	out.status = res.StatusCode
 	s.logOutcome(req, out)
+	if s.cfg.Outcomes != nil {
+		s.cfg.Outcomes(RegisterOutcome{Time: s.cfg.Now(), User: out.user, AoR: out.aor, Source: req.Source(),
+			Transport: req.Transport(), Scheme: out.scheme, Status: out.status, Reason: out.reason, AuthFailed: out.authFailed})
+	}
 }
 
 func (s *Server) send(req *sip.Request, tx sip.ServerTransaction, res *sip.Response, terminate bool) {
@@ -179,6 +199,7 @@ func (s *Server) verifyDigest(ctx context.Context, req *sip.Request, realm, addr
 	}
 	verified := VerifyDigest(c, ha1, "REGISTER") && ok && okName
 	if !verified {
+		out.authFailed = true
 		out.reason = "wrong credentials"
 		if s.replay.FirstFailure(c.Nonce, c.Response, s.nonceExpiry(c.Nonce)) {
 			if _, err := s.cfg.Regulator.Failure(ctx, user, addr); err != nil {
@@ -255,6 +276,7 @@ func (s *Server) verifyBearer(ctx context.Context, req *sip.Request, realm, addr
 	claims, err := s.cfg.Verifier.Verify(ctx, c.Token)
 	if err != nil {
 		out.reason = "invalid token: " + string(jwks.ReasonOf(err))
+		out.authFailed = true
 		if jwks.ReasonOf(err) == jwks.ReasonUnavailable {
 			res := sip.NewResponseFromRequest(req, 503, "Service Unavailable", nil)
 			res.AppendHeader(sip.NewHeader("Retry-After", "5"))
@@ -309,6 +331,7 @@ func (s *Server) bearerError(req *sip.Request, realm, code string, status int) *
 // lockedResponse answers a locked user or banned address.
 func (s *Server) lockedResponse(req *sip.Request, err error, out *outcome) *sip.Response {
 	out.reason = "locked"
+	out.authFailed = true
 	if identity.ErrorCode(err) != identity.CodeAccountLocked {
 		s.log.Error().Err(err).Msg("regulator check")
 		return sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil)

@@ -81,8 +81,11 @@ type Config struct {
 
 	Regulator Regulator
 	Bindings  BindingStore
-	Policy    Policy
-	Node      string
+	// Outcomes, when set, is told every REGISTER's outcome (metrics, the
+	// audit trail). It runs on the request path: keep it quick.
+	Outcomes func(RegisterOutcome)
+	Policy   Policy
+	Node     string
 
 	// Stream transports: read and write timeouts (a read timeout longer
 	// than clients' keep-alive interval) and a cap on connections per
