@@ -52,6 +52,9 @@ type BindingStore interface {
 	// Bindings returns the bindings of aor not expired at now, sorted like
 	// UpdateBindings' input.
 	Bindings(ctx context.Context, aor string, now time.Time) ([]Binding, error)
+	// BindingByID returns the binding with id, expired or not; a missing
+	// one matches identity.ErrNotFound.
+	BindingByID(ctx context.Context, id string) (*Binding, error)
 	// DeleteExpiredBindings deletes bindings that expired before before and
 	// returns how many went.
 	DeleteExpiredBindings(ctx context.Context, before time.Time) (int, error)

@@ -21,6 +21,8 @@ type Store interface {
 	identity.SecretStore
 	identity.RefreshStore
 	identity.AttemptStore
+	identity.APIKeyStore
+	identity.AuditStore
 	jwks.KeyStore
 	sip.BindingStore
 	// Ping checks that the database answers.

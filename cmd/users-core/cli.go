@@ -32,6 +32,8 @@ Usage:
   users-core user passwd NAME [--password-stdin] [--token-only=true|false]
   users-core user disable NAME | enable NAME | delete NAME
   users-core user import FILE [--separator C] [--role ROLE]... [--token-only]
+  users-core apikey create NAME --name LABEL --scope S... [--expires DURATION] [--json]
+  users-core apikey list NAME [--json] | revoke ID
   users-core keys list [--json] | rotate [--now]
   users-core version
 
@@ -111,6 +113,11 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 			return usagef("user: missing subcommand (add, list, show, passwd, disable, enable, delete, import)")
 		}
 		return c.user(ctx, args[1], args[2:])
+	case "apikey":
+		if len(args) < 2 {
+			return usagef("apikey: missing subcommand (create, list, revoke)")
+		}
+		return c.apikey(ctx, args[1], args[2:])
 	case "keys":
 		if len(args) < 2 {
 			return usagef("keys: missing subcommand (list, rotate)")

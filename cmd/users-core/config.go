@@ -57,6 +57,14 @@ type UsersCoreConfig struct {
 	JWT      JWTConfig      `toml:"jwt"`
 	Password PasswordConfig `toml:"password"`
 	Lockout  LockoutConfig  `toml:"lockout"`
+	Audit    AuditConfig    `toml:"audit"`
+}
+
+// AuditConfig is [users_core.audit]: the security event trail.
+type AuditConfig struct {
+	// RetentionDays is how long audit events are kept; 0 keeps them
+	// forever.
+	RetentionDays int `toml:"retention_days"`
 }
 
 // HTTPConfig is [users_core.http].
@@ -220,6 +228,7 @@ func defaultConfig() Config {
 			UserMaxFailures: 5, UserWindowSeconds: 300, UserLockSeconds: 900,
 			AddrMaxFailures: 20, AddrWindowSeconds: 300, AddrLockSeconds: 900,
 		},
+		Audit: AuditConfig{RetentionDays: 90},
 		Password: PasswordConfig{
 			MinLength:         12,
 			MaxLength:         128,
@@ -322,6 +331,9 @@ func (c *Config) finish() error {
 	l := u.Lockout
 	if l.UserMaxFailures < 0 || l.AddrMaxFailures < 0 || l.UserWindowSeconds <= 0 || l.AddrWindowSeconds <= 0 || l.UserLockSeconds <= 0 || l.AddrLockSeconds <= 0 {
 		return errors.New("config: lockout: windows and lock times must be positive, failure counts not negative (0 turns a rule off)")
+	}
+	if u.Audit.RetentionDays < 0 || u.Audit.RetentionDays > 36500 {
+		return errors.New("config: audit.retention_days must be between 0 (keep forever) and 36500")
 	}
 	if _, err := parsePrefixes(u.HTTP.TrustedProxies); err != nil {
 		return err

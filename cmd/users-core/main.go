@@ -78,6 +78,12 @@ type App struct {
 	Hasher  *identity.Hasher
 	Sealer  *identity.Sealer
 	DataKey []byte
+	// Events forwards the service's events to receivers attached later
+	// (Main's metrics).
+	Events *eventHub
+	// Audit writes the security events to the store (audit.go).
+	Audit        *identity.Auditor
+	auditDropped uint64 // Audit.Dropped() at the last maintainAudit
 }
 
 // OpenApp creates the data directory, loads or creates the data key, opens
@@ -129,6 +135,9 @@ func OpenApp(ctx context.Context, cfg Config, logger zerolog.Logger) (*App, erro
 	if err != nil {
 		return fail(err)
 	}
+	events := &eventHub{}
+	audit, auditSink := newAuditor(st, logger)
+	events.attach(auditSink)
 	svc, err := identity.NewService(identity.ServiceConfig{
 		Store:   st,
 		Hasher:  hasher,
@@ -136,15 +145,19 @@ func OpenApp(ctx context.Context, cfg Config, logger zerolog.Logger) (*App, erro
 		Sealer:  sealer,
 		Realms:  u.Domains,
 		Refresh: st,
+		Events:  events,
 	})
 	if err != nil {
 		return fail(fmt.Errorf("config: password: %w", err))
 	}
-	return &App{Config: cfg, Logger: logger, Store: st, Users: svc, Hasher: hasher, Sealer: sealer, DataKey: key}, nil
+	app := &App{Config: cfg, Logger: logger, Store: st, Users: svc, Hasher: hasher, Sealer: sealer, DataKey: key, Events: events}
+	app.Audit = audit
+	go audit.Run(context.Background()) // stopped by App.Close
+	return app, nil
 }
 
-// Close closes the store.
-func (a *App) Close() error { return a.Store.Close() }
+// Close writes the queued audit events and closes the store.
+func (a *App) Close() error { return errors.Join(a.closeAudit(), a.Store.Close()) }
 
 // seconds converts a configured number of seconds.
 func seconds(n int) time.Duration { return time.Duration(n) * time.Second }
@@ -329,6 +342,9 @@ type Main struct {
 	closeMu  sync.Mutex
 	closed   bool
 	serveErr chan error
+
+	metrics   *metrics   // metrics.go
+	readiness *readiness // GET /ready
 }
 
 // Run opens the App, creates the first admin on an empty database, opens
@@ -367,6 +383,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	m.observe()
 	m.background(bg, func(ctx context.Context) { m.keyring.Run(ctx, time.Minute) })
 	m.background(bg, func(ctx context.Context) { m.maintain(ctx, reg) })
 
@@ -376,16 +393,20 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if err != nil {
 			return fmt.Errorf("http: cannot listen on %s: %w", addr, err)
 		}
+		apiKeys := m.app.APIKeys()
+		m.background(bg, func(ctx context.Context) { apiKeys.Run(ctx, 10*time.Second) })
 		h := m.Config.UsersCore.HTTP
 		proxies, _ := parsePrefixes(h.TrustedProxies) // checked by Config.finish
 		api := httpapi.New(httpapi.Config{
 			Version: Version(), Started: m.started, Logger: m.Logger,
-			Users: m.app.Users, Tokens: m.tokens, Verifier: apiVerifier,
+			Users: m.app.Users, Tokens: m.tokens, Verifier: m.metrics.verifier("http", apiVerifier),
 			JWKS: jwks.Handler(m.keyring), Issuer: m.Config.UsersCore.JWT.Issuer,
 			PublicURL: h.PublicURL, CORSOrigins: h.CORSOrigins, TrustedProxies: proxies,
+			Metrics: m.metrics.handler(), Ready: m.readiness.check,
+			APIKeys: apiKeys, Bindings: m.app.Store, Events: m.app.Events, Audit: m.app.Store,
 		})
 		m.httpSrv = &http.Server{
-			Handler:           api,
+			Handler:           m.metrics.instrument(api),
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       15 * time.Second,
 			WriteTimeout:      30 * time.Second,
@@ -425,6 +446,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}
 	m.addrs = ready
+	m.readiness.listening(ready)
 	if m.ReadyFile != "" {
 		data, _ := json.Marshal(ready)
 		if err := writeFileAtomic(m.ReadyFile, append(data, '\n'), 0o644); err != nil {
@@ -491,11 +513,12 @@ func (m *Main) newSIPServer(ctx, bg context.Context) (*sip.Server, error) {
 		NonceLifetime:         seconds(sc.NonceLifetimeSeconds),
 		Credentials:           m.app.Users,
 		Users:                 m.app.Users,
-		Verifier:              verifier,
+		Verifier:              m.metrics.verifier("sip", verifier),
 		OwnIssuer:             "users-core",
 		UsernameClaims:        sc.UsernameClaims,
 		BindingsOutliveTokens: sc.BindingsOutliveTokens,
-		Regulator:             m.app.Regulator(),
+		Regulator:             m.metrics.regulator(m.app.Regulator()),
+		Outcomes:              chainOutcomes(auditRegisterFailures(m.app.Audit), m.metrics.sipOutcome),
 		Bindings:              m.app.Store,
 		Policy: sip.Policy{MinExpires: sc.MinExpires, MaxExpires: sc.MaxExpires, DefaultExpires: sc.DefaultExpires,
 			MaxContacts: sc.MaxContacts, OverLimit: over},
@@ -518,8 +541,8 @@ func (m *Main) background(ctx context.Context, fn func(context.Context)) {
 	}()
 }
 
-// maintain prunes expired brute-force records and refresh tokens every few
-// minutes.
+// maintain prunes expired brute-force records, refresh tokens and audit
+// events every few minutes.
 func (m *Main) maintain(ctx context.Context, reg *identity.Regulator) {
 	t := time.NewTicker(5 * time.Minute)
 	defer t.Stop()
@@ -533,6 +556,7 @@ func (m *Main) maintain(ctx context.Context, reg *identity.Regulator) {
 		if _, err := m.app.Store.DeleteExpiredBindings(ctx, time.Now()); err != nil && ctx.Err() == nil {
 			m.Logger.Warn().Err(err).Msg("sweeping expired bindings")
 		}
+		m.app.maintainAudit(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -570,6 +594,7 @@ func (m *Main) Close() error {
 		return nil
 	}
 	m.closed = true
+	m.readiness.listening(nil) // draining: tell load balancers first
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var errs []error

@@ -53,6 +53,32 @@ type Config struct {
 	CORSOrigins []string
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
+
+	// APIKeys authenticates X-API-Key and manages keys; nil: no key routes.
+	APIKeys APIKeys
+	// Bindings backs the registrations routes; nil: none.
+	Bindings Bindings
+	// Audit backs GET /audit; nil: no route.
+	Audit AuditReader
+	// Events receives audit events of admin actions that identity does
+	// not emit itself (binding removals).
+	Events identity.EventSink
+
+	// Metrics serves GET /metrics (Prometheus text); nil: no route.
+	Metrics http.Handler
+	// Ready reports whether the service can serve (database reachable,
+	// keys loaded, listeners up) for GET /ready; nil: always ready.
+	Ready func(ctx context.Context) error
+}
+
+// APIKeys is what the API needs of the API-key service; *identity.APIKeys
+// satisfies it.
+type APIKeys interface {
+	Authenticate(ctx context.Context, key string) (*identity.APIKey, *identity.User, []string, error)
+	Create(ctx context.Context, ownerID, name string, scopes []string, ttl time.Duration) (string, *identity.APIKey, error)
+	List(ctx context.Context, ownerID string) ([]*identity.APIKey, error)
+	Get(ctx context.Context, id string) (*identity.APIKey, error)
+	Revoke(ctx context.Context, id string) error
 }
 
 // Server is the API's handler.
@@ -72,10 +98,31 @@ func New(cfg Config) *Server {
 		s.origins[strings.TrimRight(o, "/")] = true
 	}
 	s.route("/health", false, methods{"GET": s.health})
+	s.route("/ready", false, methods{"GET": s.ready})
+	if cfg.Metrics != nil {
+		s.route("/metrics", false, methods{"GET": cfg.Metrics.ServeHTTP})
+	}
 	if cfg.Tokens != nil {
 		s.route("/auth/login", true, methods{"POST": s.login})
 		s.route("/auth/refresh", true, methods{"POST": s.refresh})
 		s.route("/auth/logout", true, methods{"POST": s.logout})
+	}
+	if cfg.Users != nil && cfg.Verifier != nil {
+		s.route("/users", false, methods{"POST": s.authed(s.createUser), "GET": s.authed(s.listUsers)})
+		s.route("/users/{id}", false, methods{"GET": s.authed(s.getUser), "PUT": s.authed(s.updateUser), "DELETE": s.authed(s.deleteUser)})
+		s.route("/users/{id}/password", false, methods{"POST": s.authed(s.setPassword)})
+		s.route("/users/{id}/roles", false, methods{"POST": s.authed(s.setRoles)})
+		if cfg.APIKeys != nil {
+			s.route("/users/{id}/api-keys", false, methods{"POST": s.authed(s.createKey), "GET": s.authed(s.listKeys)})
+			s.route("/api-keys/{id}", false, methods{"DELETE": s.authed(s.revokeKey)})
+		}
+		if cfg.Audit != nil {
+			s.route("/audit", false, methods{"GET": s.authed(s.listAudit)})
+		}
+		if cfg.Bindings != nil {
+			s.route("/registrations", false, methods{"GET": s.authed(s.listRegistrations)})
+			s.route("/registrations/{id}", false, methods{"DELETE": s.authed(s.deleteRegistration)})
+		}
 	}
 	if cfg.JWKS != nil {
 		for _, p := range []string{"/auth/jwks.json", "/.well-known/jwks.json"} {
@@ -103,7 +150,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type methods map[string]http.HandlerFunc
 
 // route registers path with its methods. Other methods get a JSON 405
-// with Allow. Public routes answer CORS preflights and carry CORS headers.
+// with Allow. CORS: public routes (login, refresh, JWKS) admit any origin
+// unless origins are configured; the others admit only configured ones.
 func (s *Server) route(path string, public bool, m methods) {
 	if h, ok := m["GET"]; ok {
 		m["HEAD"] = h
@@ -112,13 +160,11 @@ func (s *Server) route(path string, public bool, m methods) {
 	for k := range m {
 		allowed = append(allowed, k)
 	}
-	if public {
-		allowed = append(allowed, "OPTIONS")
-	}
+	allowed = append(allowed, "OPTIONS")
 	sort.Strings(allowed)
 	allow := strings.Join(allowed, ", ")
 	s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
-		if public && !s.cors(w, r, allow) {
+		if !s.cors(w, r, allow, public) {
 			return
 		}
 		h, ok := m[r.Method]
@@ -133,15 +179,16 @@ func (s *Server) route(path string, public bool, m methods) {
 
 // cors sets CORS headers for an allowed origin and answers preflights. It
 // returns false when the request was fully answered.
-func (s *Server) cors(w http.ResponseWriter, r *http.Request, allow string) bool {
+func (s *Server) cors(w http.ResponseWriter, r *http.Request, allow string, public bool) bool {
 	origin := r.Header.Get("Origin")
 	h := w.Header()
 	if len(s.origins) > 0 {
 		h.Add("Vary", "Origin")
 	}
-	ok := origin != "" && (len(s.origins) == 0 || s.origins[origin])
+	anyOrigin := public && len(s.origins) == 0
+	ok := origin != "" && (anyOrigin || s.origins[origin])
 	if ok {
-		if len(s.origins) == 0 {
+		if anyOrigin {
 			h.Set("Access-Control-Allow-Origin", "*")
 		} else {
 			h.Set("Access-Control-Allow-Origin", origin)
@@ -153,7 +200,7 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request, allow string) bool
 	}
 	if ok && r.Header.Get("Access-Control-Request-Method") != "" {
 		h.Set("Access-Control-Allow-Methods", allow)
-		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, If-None-Match")
+		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, If-None-Match, X-API-Key")
 		h.Set("Access-Control-Max-Age", "600")
 	}
 	h.Set("Allow", allow)
@@ -168,6 +215,20 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 		"version":        s.cfg.Version,
 		"uptime_seconds": int64(s.cfg.Now().Sub(s.cfg.Started).Seconds()),
 	})
+}
+
+// ready is the readiness probe: 200 when the service can serve, 503 with
+// the reason otherwise (for load balancers).
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.cfg.Ready(ctx); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "reason": err.Error()})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready"})
 }
 
 // discovery serves the RFC 8414 metadata fields that apply.

@@ -56,6 +56,8 @@ type DB struct {
 	userByID, userByName, refreshByHash *sql.Stmt
 	// The statements of the bindings table (bindings.go).
 	bindings bindingStmts
+	// The statements of the api_keys table (apikeys.go).
+	apiKeys apiKeyStmts
 }
 
 // Open opens the SQLite database at path, creating the file if it does not
@@ -206,6 +208,9 @@ func (db *DB) prepare(ctx context.Context) error {
 	if db.refreshByHash, err = db.r.PrepareContext(ctx, `SELECT `+refreshColumns+` FROM refresh_tokens WHERE hash = ?`); err != nil {
 		return err
 	}
+	if err = db.apiKeys.prepare(ctx, db.r); err != nil {
+		return err
+	}
 	return db.bindings.prepare(ctx, db.r, db.w)
 }
 
@@ -218,7 +223,7 @@ func (db *DB) Close() error {
 			errs = append(errs, s.Close())
 		}
 	}
-	errs = append(errs, db.bindings.close(), db.r.Close(), db.w.Close())
+	errs = append(errs, db.bindings.close(), db.apiKeys.close(), db.r.Close(), db.w.Close())
 	return errors.Join(errs...)
 }
 

@@ -173,6 +173,20 @@ func mustDeleteExpired(t testing.TB, s Store, before time.Time) int {
 }
 
 var bindingTests = []subtest{
+	{"a binding is found by id, expired or not, and a missing id is not found", func(t *testing.T, s Store) {
+		b := newBinding("sip:alice@example.com", "u1", 1)
+		mustSet(t, s, b.AoR, base, b)
+		got, err := s.BindingByID(context.Background(), b.ID)
+		if err != nil {
+			t.Fatalf("BindingByID: %v", err)
+		}
+		if d := bindingDiff(*got, b); d != "" {
+			t.Errorf("BindingByID: %s", d)
+		}
+		if _, err := s.BindingByID(context.Background(), "no-such-binding"); !errors.Is(err, identity.ErrNotFound) {
+			t.Errorf("BindingByID(missing) = %v, want ErrNotFound", err)
+		}
+	}},
 	{"an AoR without bindings has none", func(t *testing.T, s Store) {
 		checkBindings(t, s, "a fresh store", aliceAoR, base)
 		mustUpdate(t, s, aliceAoR, base, func(cur []sip.Binding) ([]sip.Binding, error) {

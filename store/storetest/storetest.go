@@ -29,6 +29,8 @@ type Store interface {
 	identity.SecretStore
 	identity.RefreshStore
 	identity.AttemptStore
+	identity.APIKeyStore
+	identity.AuditStore
 	jwks.KeyStore
 	sip.BindingStore
 }
@@ -62,6 +64,8 @@ func RunTests(t *testing.T, newStore func(t *testing.T) Store) {
 		{"RefreshTokens", refreshTokenTests},
 		{"Attempts", attemptTests},
 		{"Bindings", bindingTests},
+		{"Audit", auditTests},
+		{"APIKeys", apiKeyTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

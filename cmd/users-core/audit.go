@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/rvoip/users-core/identity"
+	"github.com/rvoip/users-core/sip"
+	"github.com/rvoip/users-core/store"
+)
+
+// newAuditor returns the audit trail's writer over st and the sink the
+// services emit to: each event is logged, then queued for the store. The
+// log line is the copy that survives when the Auditor drops an event (a
+// full queue) or loses its last batch (a crash).
+func newAuditor(st store.Store, logger zerolog.Logger) (*identity.Auditor, identity.EventSink) {
+	log := logger.With().Str("component", "audit").Logger()
+	a := identity.NewAuditor(identity.AuditorConfig{
+		Store: st,
+		OnError: func(err error, lost int) {
+			log.Error().Err(err).Int("lost", lost).Msg("writing audit events failed")
+		},
+	})
+	sink := identity.EventFunc(func(e identity.Event) {
+		ev := log.Info()
+		if e.Outcome == identity.OutcomeFailure {
+			ev = log.Warn()
+		}
+		ev.Str("action", e.Action).Str("actor", e.Actor).Str("subject", e.Subject).Str("source", e.Source).
+			Str("outcome", e.Outcome).Str("detail", e.Detail).Msg("security event")
+		a.Emit(e)
+	})
+	return a, sink
+}
+
+// auditRegisterFailures returns the sip.Config.Outcomes observer that
+// records failed REGISTERs in the audit trail: refused credentials
+// (wrong password, unknown user, bad token, locked) and 403s (credentials
+// for another AoR, missing scope). Plain challenges are not failures. The
+// registrar already logs every REGISTER, so these skip the log line.
+func auditRegisterFailures(a *identity.Auditor) func(sip.RegisterOutcome) {
+	return func(o sip.RegisterOutcome) {
+		if !o.AuthFailed && o.Status != 403 {
+			return
+		}
+		source := o.Source
+		if host, _, err := net.SplitHostPort(o.Source); err == nil {
+			source = host
+		}
+		a.Emit(identity.Event{
+			Time:    o.Time,
+			Action:  identity.ActionRegisterFailed,
+			Actor:   o.User,
+			Subject: o.AoR,
+			Source:  source,
+			Outcome: identity.OutcomeFailure,
+			Detail:  fmt.Sprintf("%d %s (%s %s from %s)", o.Status, o.Reason, o.Scheme, o.Transport, o.Source),
+		})
+	}
+}
+
+// maintainAudit deletes the audit events older than the retention (none
+// when it is 0) and warns when events were dropped since the last call.
+func (a *App) maintainAudit(ctx context.Context) {
+	if days := a.Config.UsersCore.Audit.RetentionDays; days > 0 {
+		n, err := a.Store.PruneAudit(ctx, time.Now().AddDate(0, 0, -days))
+		if err != nil && ctx.Err() == nil {
+			a.Logger.Warn().Err(err).Msg("pruning audit events")
+		} else if n > 0 {
+			a.Logger.Info().Int("deleted", n).Int("retention_days", days).Msg("pruned audit events")
+		}
+	}
+	if a.Audit == nil {
+		return
+	}
+	if d := a.Audit.Dropped(); d > a.auditDropped {
+		a.Logger.Warn().Uint64("dropped", d-a.auditDropped).Uint64("total", d).
+			Msg("audit events were dropped (queue full or write failed); the log has them")
+		a.auditDropped = d
+	}
+}
+
+// closeAudit writes the queued audit events, waiting at most 5 seconds.
+func (a *App) closeAudit() error {
+	if a.Audit == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.Audit.Close(ctx); err != nil {
+		return fmt.Errorf("audit: writing the last events: %w", err)
+	}
+	return nil
+}
