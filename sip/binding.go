@@ -39,6 +39,13 @@ type Binding struct {
 
 // BindingStore persists bindings. Implementations must pass
 // store/storetest. All methods are safe for concurrent use.
+//
+// A binding is unexpired at now when ExpiresAt is after now; times are
+// kept to the millisecond. One AoR has at most one binding per ContactKey.
+// Deleting a users-core user deletes its bindings. Errors: a result of
+// UpdateBindings with a binding of another AoR, an empty or repeated ID
+// matches identity.ErrInvalid; a repeated ContactKey, or an ID that belongs
+// to another AoR, matches identity.ErrConflict.
 type BindingStore interface {
 	// UpdateBindings runs one registrar update of aor atomically: it reads
 	// the bindings of aor that have not expired at now, calls fn with them
@@ -47,7 +54,9 @@ type BindingStore interface {
 	// are deleted, the others inserted or replaced). Updates of one AoR
 	// are serialized, here and on other nodes. An error from fn aborts the
 	// update, changes nothing and is returned as is; any other failure
-	// also changes nothing. It returns what fn returned.
+	// also changes nothing. It returns what fn returned. fn gets copies it
+	// may change; it runs inside the write transaction, so it must be quick
+	// and must not call the store.
 	UpdateBindings(ctx context.Context, aor string, now time.Time, fn func(current []Binding) ([]Binding, error)) ([]Binding, error)
 	// Bindings returns the bindings of aor not expired at now, sorted like
 	// UpdateBindings' input.

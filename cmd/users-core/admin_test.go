@@ -215,6 +215,13 @@ func TestAPIKeysOverHTTP(t *testing.T) {
 	st, _, body = call(t, m, "POST", "/users/"+e.alice.ID+"/api-keys", map[string]any{"name": "mine", "scopes": []string{"users:write"}}, e.aliceAuth...)
 	want(t, "a user asking for admin scopes", st, body, 403, "FORBIDDEN")
 
+	// A narrow key of an admin must not mint a wider key.
+	st, _, body = call(t, m, "POST", "/users/"+e.root.ID+"/api-keys", map[string]any{"name": "minter", "scopes": []string{"apikeys:write"}}, e.rootAuth...)
+	want(t, "create a key-minting key", st, body, 201, "")
+	minter := []string{"X-API-Key", body["key"].(string)}
+	st, _, body = call(t, m, "POST", "/users/"+e.root.ID+"/api-keys", map[string]any{"name": "escalated", "scopes": []string{"admin"}}, minter...)
+	want(t, "a key minting a wider key", st, body, 403, "FORBIDDEN")
+
 	t.Run("a key stops working when its owner is demoted", func(t *testing.T) {
 		other := addUser(t, m, "second-admin", identity.RoleAdmin)
 		if _, err := m.app.Users.SetRoles(context.Background(), e.root.ID, []identity.Role{identity.RoleUser}); err != nil {

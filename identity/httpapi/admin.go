@@ -83,8 +83,11 @@ func (s *Server) authed(h func(w http.ResponseWriter, r *http.Request, p *princi
 		if !ok {
 			return
 		}
-		r = r.WithContext(identity.WithActor(r.Context(), p.user.ID, s.clientAddr(r)))
-		h(w, r, p)
+		// The scope limit stops a caller from minting an API key with more
+		// rights than it has itself (a narrow key of an admin asking for
+		// admin).
+		ctx := identity.WithScopeLimit(identity.WithActor(r.Context(), p.user.ID, s.clientAddr(r)), p.scopes)
+		h(w, r.WithContext(ctx), p)
 	}
 }
 
