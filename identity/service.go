@@ -90,6 +90,22 @@ type NewUser struct {
 	// TokenOnly users get no HA1 values: they can register over SIP with
 	// Bearer tokens only.
 	TokenOnly bool
+	// KnownHA1s, with an empty Password, imports a user from another
+	// registrar that kept only HA1 values: Digest works for those realms
+	// and algorithms, password login does not until a password is set.
+	KnownHA1s []KnownHA1
+	// SkipPasswordPolicy imports a password that already exists in the
+	// field (from another registrar) without the length and
+	// common-password rules; it must still be non-empty valid UTF-8.
+	SkipPasswordPolicy bool
+}
+
+// KnownHA1 is an HA1 computed elsewhere (lowercase hex).
+type KnownHA1 struct {
+	Realm     string
+	Algorithm DigestAlgorithm
+	Qualified bool // over "user@realm"
+	HA1       string
 }
 
 // CreateUser validates nu, hashes its password, derives its SIP credentials
@@ -206,8 +222,16 @@ func (s *Service) prepare(ctx context.Context, nu NewUser) (*User, *Credentials,
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := s.policy.Check(nu.Username, nu.Password); err != nil {
-		return nil, nil, err
+	switch {
+	case nu.Password == "" && len(nu.KnownHA1s) > 0:
+	case nu.SkipPasswordPolicy:
+		if err := (PasswordPolicy{MinLength: 1, MaxLength: s.policy.MaxLength}).Check("", nu.Password); err != nil {
+			return nil, nil, err
+		}
+	default:
+		if err := s.policy.Check(nu.Username, nu.Password); err != nil {
+			return nil, nil, err
+		}
 	}
 	now := s.timestamp()
 	u := &User{
@@ -221,11 +245,40 @@ func (s *Service) prepare(ctx context.Context, nu NewUser) (*User, *Credentials,
 		CreatedAt:   now,
 		UpdatedAt:   now,
 	}
+	if nu.Password == "" {
+		creds, err := s.sealKnown(op, u, nu.KnownHA1s)
+		return u, creds, err
+	}
 	creds, err := s.credentials(ctx, op, u, nu.Password, nu.TokenOnly)
 	if err != nil {
 		return nil, nil, err
 	}
 	return u, creds, nil
+}
+
+// sealKnown turns imported HA1 values into credentials without a
+// password hash.
+func (s *Service) sealKnown(op string, u *User, known []KnownHA1) (*Credentials, error) {
+	creds := &Credentials{}
+	for _, k := range known {
+		h := strings.ToLower(k.HA1)
+		want := 64
+		if k.Algorithm == MD5 {
+			want = 32
+		}
+		if len(h) != want || strings.Trim(h, "0123456789abcdef") != "" {
+			return nil, Invalid(op, "ha1", "HA1 for realm %q is not %d hex digits", k.Realm, want)
+		}
+		if k.Realm == "" || strings.ContainsAny(k.Realm, "\"\\\r\n") {
+			return nil, Invalid(op, "realm", "realm %q is not usable", k.Realm)
+		}
+		sealed, err := s.sealer.Seal([]byte(h), SIPCredentialAAD(u.ID, k.Realm, k.Algorithm, k.Qualified))
+		if err != nil {
+			return nil, Internal(op, err)
+		}
+		creds.SIP = append(creds.SIP, SIPCredential{Realm: k.Realm, Algorithm: k.Algorithm, Qualified: k.Qualified, Sealed: sealed})
+	}
+	return creds, nil
 }
 
 // credentials hashes password and, unless tokenOnly, derives u's HA1s.
