@@ -252,6 +252,9 @@ func (t *Tokens) Refresh(ctx context.Context, token string) (TokenPair, error) {
 		if err != nil {
 			return TokenPair{}, err
 		}
+		if actor, source := actorOf(ctx); actor == "" {
+			ctx = WithActor(ctx, u.ID, source) // the token's owner acts
+		}
 		if !old.RotatedAt.IsZero() {
 			return t.rotated(ctx, u, old, now)
 		}

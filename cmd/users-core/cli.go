@@ -70,7 +70,7 @@ func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(f
 
 // run executes args and returns the exit status.
 func (c *cli) run(ctx context.Context, args []string) int {
-	err := c.dispatch(ctx, args)
+	err := c.dispatch(identity.WithActor(ctx, "cli", ""), args)
 	if err == nil {
 		return 0
 	}
@@ -226,6 +226,11 @@ func (c *cli) open(ctx context.Context, f *common) (*App, error) {
 	cfg, err := f.configuration(c.getenv)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.UsersCore.Log.Level == "info" {
+		// Commands other than serve speak on stdout; their log shows only
+		// warnings unless asked for more.
+		cfg.UsersCore.Log.Level = "warn"
 	}
 	logger, err := newLogger(cfg.UsersCore.Log, c.stderr)
 	if err != nil {

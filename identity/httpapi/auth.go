@@ -53,7 +53,7 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "BAD_REQUEST", "refresh_token is required")
 		return
 	}
-	pair, err := s.cfg.Tokens.Refresh(r.Context(), req.RefreshToken)
+	pair, err := s.cfg.Tokens.Refresh(identity.WithActor(r.Context(), "", s.clientAddr(r)), req.RefreshToken)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -73,7 +73,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	if !decodeJSON(w, r, &req, true) {
 		return
 	}
-	if err := s.cfg.Tokens.Logout(r.Context(), u.ID, req.RefreshToken); err != nil {
+	if err := s.cfg.Tokens.Logout(identity.WithActor(r.Context(), u.ID, s.clientAddr(r)), u.ID, req.RefreshToken); err != nil {
 		s.fail(w, r, err)
 		return
 	}
