@@ -7,7 +7,6 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
-	"net/netip"
 	"strings"
 	"unicode/utf8"
 
@@ -254,7 +253,7 @@ func digestCanonURI(u *sip.Uri) (digestURIKey, bool) {
 	if u.Wildcard || u.Raw() != "" {
 		return k, false
 	}
-	user, ok := digestPercentDecode(u.User)
+	user, ok := unescapePercent(u.User)
 	if !ok {
 		return k, false
 	}
@@ -271,63 +270,13 @@ func digestCanonURI(u *sip.Uri) (digestURIKey, bool) {
 	return k, true
 }
 
-// digestCanonHost lower-cases a hostname and normalizes an IP address; it
-// refuses anything that is neither.
+// digestCanonHost is canonicalHost for a digest-uri host, which may also
+// end in a root dot.
 func digestCanonHost(h string) (string, bool) {
-	if h == "" || len(h) > 255 {
+	if len(h) > 255 {
 		return "", false
 	}
-	if h[0] == '[' {
-		if len(h) < 3 || h[len(h)-1] != ']' {
-			return "", false
-		}
-		a, err := netip.ParseAddr(h[1 : len(h)-1])
-		if err != nil || !a.Is6() || a.Zone() != "" {
-			return "", false
-		}
-		return "[" + a.String() + "]", true
-	}
-	if a, err := netip.ParseAddr(h); err == nil {
-		if !a.Is4() {
-			return "", false // a bare IPv6 address is not a SIP host
-		}
-		return a.String(), true
-	}
-	h = strings.TrimSuffix(h, ".")
-	if h == "" {
-		return "", false
-	}
-	for i := 0; i < len(h); i++ {
-		c := h[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_') {
-			return "", false
-		}
-	}
-	return strings.ToLower(h), true
-}
-
-// digestPercentDecode decodes %XX escapes; a malformed escape fails.
-func digestPercentDecode(s string) (string, bool) {
-	if strings.IndexByte(s, '%') < 0 {
-		return s, true
-	}
-	b := make([]byte, 0, len(s))
-	for i := 0; i < len(s); i++ {
-		if s[i] != '%' {
-			b = append(b, s[i])
-			continue
-		}
-		if i+2 >= len(s) {
-			return "", false
-		}
-		hi, lo := authzHexVal(s[i+1]), authzHexVal(s[i+2])
-		if hi < 0 || lo < 0 {
-			return "", false
-		}
-		b = append(b, byte(hi<<4|lo))
-		i += 2
-	}
-	return string(b), true
+	return canonicalHost(strings.TrimSuffix(h, "."))
 }
 
 // SplitDigestUsername returns the user of a Digest username, which

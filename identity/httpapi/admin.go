@@ -192,13 +192,9 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p *principal)
 			return
 		}
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			writeError(w, http.StatusBadRequest, "BAD_REQUEST", "limit must be between 1 and 1000")
-			return
-		}
-		f.Limit = n
+	var ok bool
+	if f.Limit, ok = pageLimit(w, q.Get("limit")); !ok {
+		return
 	}
 	page, err := s.cfg.Users.ListUsers(r.Context(), f)
 	if err != nil {
@@ -537,4 +533,18 @@ func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request, p *principal)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// pageLimit parses the limit query parameter (1 to 1000; empty means the
+// store's default), answering 400 itself when it is bad.
+func pageLimit(w http.ResponseWriter, v string) (int, bool) {
+	if v == "" {
+		return 0, true
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 1000 {
+		writeError(w, http.StatusBadRequest, "BAD_REQUEST", "limit must be between 1 and 1000")
+		return 0, false
+	}
+	return n, true
 }

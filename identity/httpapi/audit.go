@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/rvoip/users-core/identity"
@@ -45,13 +44,9 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, p *principal)
 			*dst = t
 		}
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			writeError(w, http.StatusBadRequest, "BAD_REQUEST", "limit must be between 1 and 1000")
-			return
-		}
-		f.Limit = n
+	var ok bool
+	if f.Limit, ok = pageLimit(w, q.Get("limit")); !ok {
+		return
 	}
 	page, err := s.cfg.Audit.ListAudit(r.Context(), f)
 	if err != nil {
