@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +25,7 @@ import (
 	"github.com/icholy/digest"
 
 	"github.com/rvoip/users-core/identity"
+	"github.com/rvoip/users-core/jwks"
 )
 
 const sipDomain = "example.test"
@@ -409,5 +411,71 @@ func TestSIPDigestUsernameWithDomain(t *testing.T) {
 	other := digestFor(t, res, identity.SHA256, "alice@other.test", alicePassword)
 	if got := p.do(p.request(600, other)); got.StatusCode != 401 {
 		t.Fatalf("username in a foreign domain: %d", got.StatusCode)
+	}
+}
+
+func TestSIPFallbackOffersMD5FirstToAClientThatCouldNotAnswer(t *testing.T) {
+	m := sipMain(t, t.TempDir(), func(c *Config) { c.UsersCore.SIP.DigestAlgorithms = []string{"SHA-256", "MD5"} })
+	p := newPhone(t, m, "UDP", "alice")
+	first := p.do(p.request(600, sip.NewHeader("User-Agent", "OldPhone/1.0")))
+	again := p.do(p.request(600, sip.NewHeader("User-Agent", "OldPhone/1.0")))
+	order := func(res *sip.Response) string {
+		var algs []string
+		for _, h := range res.GetHeaders("WWW-Authenticate") {
+			c, err := digest.ParseChallenge(h.Value())
+			if err == nil {
+				algs = append(algs, c.Algorithm)
+			}
+		}
+		return strings.Join(algs, ",")
+	}
+	if got := order(first); got != "SHA-256,MD5" {
+		t.Fatalf("first challenge %s", got)
+	}
+	if got := order(again); got != "MD5,SHA-256" {
+		t.Fatalf("a client back without credentials on the same Call-ID got %s, want MD5 first", got)
+	}
+}
+
+func TestSIPBearerFromATrustedIssuer(t *testing.T) {
+	// An outside issuer with its own keys, published over HTTP.
+	ks := jwks.NewMemoryKeyStore()
+	sealer, err := jwks.NewMemorySealer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := jwks.NewKeyring(context.Background(), jwks.KeyringConfig{Store: ks, Sealer: sealer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(jwks.Handler(kr))
+	defer srv.Close()
+	const issuer = "https://idp.example.test/realms/voip"
+	m := sipMain(t, t.TempDir(), func(c *Config) {
+		c.Auth.TrustedIssuers = map[string]TrustedIssuer{"idp": {Issuer: issuer, JWKSURI: srv.URL, Audience: "voip-sip"}}
+	})
+	sign := func(user, scope string) string {
+		now := time.Now()
+		tok, err := kr.SignJWT("at+jwt", map[string]any{"iss": issuer, "sub": "ext-42", "aud": []string{"voip-sip"},
+			"exp": now.Add(10 * time.Minute).Unix(), "iat": now.Unix(), "nbf": now.Unix(),
+			"preferred_username": user, "scope": scope})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	p := newPhone(t, m, "TCP", "erin")
+	if res := p.do(p.request(600, sip.NewHeader("Authorization", "Bearer "+sign("erin", "openid sip.register")))); res.StatusCode != 200 {
+		t.Fatalf("trusted issuer's token: %d", res.StatusCode)
+	}
+	bs, _ := m.app.Store.Bindings(context.Background(), "sip:erin@"+sipDomain, time.Now())
+	if len(bs) != 1 || bs[0].UserID != "idp:ext-42" {
+		t.Fatalf("bindings %+v", bs)
+	}
+	if res := p.do(p.request(600, sip.NewHeader("Authorization", "Bearer "+sign("erin", "openid")))); res.StatusCode != 403 {
+		t.Fatalf("a token without sip.register: %d", res.StatusCode)
+	}
+	if res := p.do(p.request(600, sip.NewHeader("Authorization", "Bearer "+sign("mallory", "sip.register")))); res.StatusCode != 403 {
+		t.Fatalf("a token for another user: %d", res.StatusCode)
 	}
 }

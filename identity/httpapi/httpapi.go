@@ -86,6 +86,8 @@ type Server struct {
 	cfg     Config
 	mux     *http.ServeMux
 	origins map[string]bool
+	routes  []Route      // every registration of route, for Routes
+	openapi openAPICache // GET /openapi.json
 }
 
 // New returns the API handler for cfg.
@@ -99,6 +101,7 @@ func New(cfg Config) *Server {
 	}
 	s.route("/health", false, methods{"GET": s.health})
 	s.route("/ready", false, methods{"GET": s.ready})
+	s.route("/openapi.json", true, methods{"GET": s.openAPI})
 	if cfg.Metrics != nil {
 		s.route("/metrics", false, methods{"GET": cfg.Metrics.ServeHTTP})
 	}
@@ -153,6 +156,9 @@ type methods map[string]http.HandlerFunc
 // with Allow. CORS: public routes (login, refresh, JWKS) admit any origin
 // unless origins are configured; the others admit only configured ones.
 func (s *Server) route(path string, public bool, m methods) {
+	for k := range m {
+		s.routes = append(s.routes, Route{Method: k, Path: path})
+	}
 	if h, ok := m["GET"]; ok {
 		m["HEAD"] = h
 	}
