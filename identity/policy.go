@@ -50,6 +50,17 @@ func (p PasswordPolicy) Validate() error {
 // deliberately absent: they push users to predictable patterns
 // (NIST SP 800-63B). Messages never contain the password.
 func (p PasswordPolicy) Check(username, password string) error {
+	return p.check(username, password, true)
+}
+
+// CheckStorable applies only the rules a password must pass to be stored
+// and used at all (valid UTF-8, no NUL, 1 to MaxLength characters): for a
+// password that already exists in the field and is imported as is.
+func (p PasswordPolicy) CheckStorable(password string) error {
+	return PasswordPolicy{MinLength: 1, MaxLength: p.MaxLength}.check("", password, false)
+}
+
+func (p PasswordPolicy) check(username, password string, commonList bool) error {
 	const op = "identity.PasswordPolicy.Check"
 	// A rune takes at most 4 bytes: refuse a huge input before scanning it.
 	if len(password) > 4*p.MaxLength {
@@ -72,7 +83,7 @@ func (p PasswordPolicy) Check(username, password string) error {
 	if username != "" && strings.EqualFold(password, username) {
 		return Invalid(op, "password", "password must not equal the username")
 	}
-	if _, common := commonPasswords()[strings.ToLower(password)]; common {
+	if _, common := commonPasswords()[strings.ToLower(password)]; commonList && common {
 		return Invalid(op, "password", "password is too common (it appears in a list of common passwords)")
 	}
 	return nil

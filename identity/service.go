@@ -225,7 +225,7 @@ func (s *Service) prepare(ctx context.Context, nu NewUser) (*User, *Credentials,
 	switch {
 	case nu.Password == "" && len(nu.KnownHA1s) > 0:
 	case nu.SkipPasswordPolicy:
-		if err := (PasswordPolicy{MinLength: 1, MaxLength: s.policy.MaxLength}).Check("", nu.Password); err != nil {
+		if err := s.policy.CheckStorable(nu.Password); err != nil {
 			return nil, nil, err
 		}
 	default:

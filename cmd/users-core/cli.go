@@ -32,6 +32,9 @@ Usage:
   users-core user passwd NAME [--password-stdin] [--token-only=true|false]
   users-core user disable NAME | enable NAME | delete NAME
   users-core user import FILE [--separator C] [--role ROLE]... [--token-only]
+  users-core user import --from-kamailio SOURCE [--role ROLE]...
+                    SOURCE: an SQLite file, sqlite://PATH, postgres://...,
+                    or mysql://user:pass@host:port/db holding Kamailio's subscriber table
   users-core apikey create NAME --name LABEL --scope S... [--expires DURATION] [--json]
   users-core apikey list NAME [--json] | revoke ID
   users-core keys list [--json] | rotate [--now]
@@ -322,6 +325,7 @@ func (c *cli) user(ctx context.Context, sub string, args []string) error {
 		disabled      bool
 		asJSON        bool
 		separator     string
+		fromKamailio  bool
 	)
 	switch sub {
 	case "add":
@@ -340,6 +344,7 @@ func (c *cli) user(ctx context.Context, sub string, args []string) error {
 		f.fs.StringVar(&separator, "separator", ",", "field separator of the CSV file")
 		f.fs.StringArrayVar(&roles, "role", nil, "role for every imported user (repeatable)")
 		f.fs.BoolVar(&tokenOnly, "token-only", false, "no Digest credentials for the imported users")
+		f.fs.BoolVar(&fromKamailio, "from-kamailio", false, "the argument is a Kamailio database whose subscriber table is imported")
 	case "disable", "enable", "delete":
 	default:
 		return usagef("user: unknown subcommand %q", sub)
@@ -365,6 +370,9 @@ func (c *cli) user(ctx context.Context, sub string, args []string) error {
 		if password, err = c.readPassword(passwordStdin); err != nil {
 			return err
 		}
+	}
+	if fromKamailio {
+		return c.importKamailio(ctx, f, rest[0], roles) // kamailio.go
 	}
 	app, err := c.open(ctx, f)
 	if err != nil {
