@@ -299,3 +299,22 @@ func TestAuditAPI(t *testing.T) {
 	st, _, body = call(t, m, "GET", "/audit?since=yesterday", nil, e.rootAuth...)
 	want(t, "bad since", st, body, 400, "BAD_REQUEST")
 }
+
+func TestEveryProtectedRouteAnswers401WithBearerChallenge(t *testing.T) {
+	e := newAdminEnv(t)
+	id := e.alice.ID
+	for _, r := range [][2]string{
+		{"GET", "/users"}, {"POST", "/users"}, {"GET", "/users/" + id}, {"PUT", "/users/" + id},
+		{"DELETE", "/users/" + id}, {"POST", "/users/" + id + "/password"}, {"POST", "/users/" + id + "/roles"},
+		{"POST", "/users/" + id + "/api-keys"}, {"GET", "/users/" + id + "/api-keys"}, {"DELETE", "/api-keys/x"},
+		{"GET", "/registrations?aor=sip:alice@localhost"}, {"DELETE", "/registrations/x"}, {"GET", "/audit"},
+		{"POST", "/auth/logout"},
+	} {
+		for _, auth := range [][]string{nil, {"Authorization", "Bearer garbage"}, {"X-API-Key", "ucak_notakey"}} {
+			st, hdr, body := call(t, e.m, r[0], r[1], map[string]any{}, auth...)
+			if st != 401 || errCode(body) != "UNAUTHORIZED" || !strings.HasPrefix(hdr.Get("WWW-Authenticate"), "Bearer") {
+				t.Errorf("%s %s with %v: %d %v %q", r[0], r[1], auth, st, body, hdr.Get("WWW-Authenticate"))
+			}
+		}
+	}
+}
