@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/rvoip/users-core/identity"
+	"github.com/rvoip/users-core/identity/httpapi"
 )
 
 const usageText = `users-core: a SIP REGISTER authenticator with its own user identity service
@@ -462,35 +463,8 @@ func (c *cli) readPassword(fromStdin bool) (string, error) {
 	return string(p1), nil
 }
 
-// userJSON is the CLI's JSON form of a user; it never holds secrets.
-type userJSON struct {
-	ID          string     `json:"id"`
-	Username    string     `json:"username"`
-	Email       string     `json:"email,omitempty"`
-	DisplayName string     `json:"display_name,omitempty"`
-	Roles       []string   `json:"roles"`
-	Active      bool       `json:"active"`
-	TokenOnly   bool       `json:"token_only"`
-	CreatedAt   time.Time  `json:"created_at"`
-	UpdatedAt   time.Time  `json:"updated_at"`
-	LastLoginAt *time.Time `json:"last_login_at,omitempty"`
-}
-
-func toJSON(u *identity.User) userJSON {
-	j := userJSON{ID: u.ID, Username: u.Username, Email: u.Email, DisplayName: u.DisplayName,
-		Active: u.Active, TokenOnly: u.TokenOnly, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
-	for _, r := range u.Roles {
-		j.Roles = append(j.Roles, string(r))
-	}
-	if !u.LastLoginAt.IsZero() {
-		t := u.LastLoginAt
-		j.LastLoginAt = &t
-	}
-	return j
-}
-
 func (c *cli) listUsers(ctx context.Context, svc *identity.Service, asJSON bool) error {
-	var all []userJSON
+	var all []httpapi.UserJSON
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	if !asJSON {
 		fmt.Fprintln(tw, "USERNAME\tROLES\tACTIVE\tSIP\tEMAIL\tID")
@@ -503,7 +477,7 @@ func (c *cli) listUsers(ctx context.Context, svc *identity.Service, asJSON bool)
 		}
 		for _, u := range page.Users {
 			if asJSON {
-				all = append(all, toJSON(u))
+				all = append(all, httpapi.UserView(u))
 				continue
 			}
 			sip := "digest+bearer"
@@ -519,7 +493,7 @@ func (c *cli) listUsers(ctx context.Context, svc *identity.Service, asJSON bool)
 	}
 	if asJSON {
 		if all == nil {
-			all = []userJSON{}
+			all = []httpapi.UserJSON{}
 		}
 		enc := json.NewEncoder(c.stdout)
 		enc.SetIndent("", "  ")
@@ -532,7 +506,7 @@ func (c *cli) showUser(u *identity.User, asJSON bool) error {
 	if asJSON {
 		enc := json.NewEncoder(c.stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(toJSON(u))
+		return enc.Encode(httpapi.UserView(u))
 	}
 	last := "never"
 	if !u.LastLoginAt.IsZero() {

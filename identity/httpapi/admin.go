@@ -95,8 +95,9 @@ func forbidden(w http.ResponseWriter, msg string) {
 	writeError(w, http.StatusForbidden, "FORBIDDEN", msg)
 }
 
-// userJSON is the API's user: never a hash or an HA1.
-type userJSON struct {
+// UserJSON is a user as the API (and the CLI's --json) shows it: never a
+// hash or an HA1.
+type UserJSON struct {
 	ID          string     `json:"id"`
 	Username    string     `json:"username"`
 	Email       string     `json:"email"`
@@ -109,8 +110,9 @@ type userJSON struct {
 	LastLoginAt *time.Time `json:"last_login_at"`
 }
 
-func toUserJSON(u *identity.User) userJSON {
-	j := userJSON{ID: u.ID, Username: u.Username, Email: u.Email, DisplayName: u.DisplayName, Roles: []string{},
+// UserView returns u as the API shows it.
+func UserView(u *identity.User) UserJSON {
+	j := UserJSON{ID: u.ID, Username: u.Username, Email: u.Email, DisplayName: u.DisplayName, Roles: []string{},
 		Active: u.Active, TokenOnly: u.TokenOnly, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
 	for _, r := range u.Roles {
 		j.Roles = append(j.Roles, string(r))
@@ -153,7 +155,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, p *principal
 		return
 	}
 	w.Header().Set("Location", "/users/"+u.ID)
-	writeJSON(w, http.StatusCreated, toUserJSON(u))
+	writeJSON(w, http.StatusCreated, UserView(u))
 }
 
 // failField writes err, naming the field at fault for validation errors.
@@ -201,9 +203,9 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, p *principal)
 		s.failField(w, r, err)
 		return
 	}
-	out := make([]userJSON, len(page.Users))
+	out := make([]UserJSON, len(page.Users))
 	for i, u := range page.Users {
-		out[i] = toUserJSON(u)
+		out[i] = UserView(u)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"users": out, "next_cursor": page.Next})
 }
@@ -232,7 +234,7 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request, p *principal) {
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, toUserJSON(u))
+	writeJSON(w, http.StatusOK, UserView(u))
 }
 
 type updateUserRequest struct {
@@ -262,7 +264,7 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request, p *principal
 		s.failField(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, toUserJSON(u))
+	writeJSON(w, http.StatusOK, UserView(u))
 }
 
 // deleteUser: DELETE /users/{id} (admin).
@@ -343,7 +345,7 @@ func (s *Server) setRoles(w http.ResponseWriter, r *http.Request, p *principal) 
 		s.failField(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, toUserJSON(u))
+	writeJSON(w, http.StatusOK, UserView(u))
 }
 
 // bindingJSON is one registration as the API shows it.

@@ -307,7 +307,7 @@ func TestOpenAPISchemasMatchStructs(t *testing.T) {
 		"RefreshRequest":      refreshRequest{},
 		"LogoutRequest":       refreshRequest{},
 		"TokenResponse":       tokenResponse{},
-		"User":                userJSON{},
+		"User":                UserJSON{},
 		"CreateUserRequest":   createUserRequest{},
 		"UpdateUserRequest":   updateUserRequest{},
 		"PasswordRequest":     passwordRequest{},
