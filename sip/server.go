@@ -90,10 +90,12 @@ type Config struct {
 	// Stream transports: read and write timeouts (a read timeout longer
 	// than clients' keep-alive interval) and a cap on connections per
 	// client IP.
-	ReadTimeout    time.Duration
-	WriteTimeout   time.Duration
-	MaxConnsPerIP  int
-	MaxInFlight    int // REGISTERs handled at once; more get 503
+	ReadTimeout   time.Duration
+	WriteTimeout  time.Duration
+	MaxConnsPerIP int
+	MaxInFlight   int // REGISTERs handled at once; more get 503
+	// Filter rate-limits UDP datagrams per source IP before parsing.
+	Filter         FilterConfig
 	ServerHeader   string
 	Logger         zerolog.Logger
 	Now            func() time.Time
@@ -112,6 +114,7 @@ type Server struct {
 	domains  map[string]bool
 	bearerOn map[string]bool
 	inflight chan struct{}
+	filter   *SourceFilter
 	handlers sync.WaitGroup
 	log      zerolog.Logger
 
@@ -170,6 +173,7 @@ func NewServer(cfg Config) (*Server, error) {
 		domains:  map[string]bool{},
 		bearerOn: map[string]bool{},
 		inflight: make(chan struct{}, cfg.MaxInFlight),
+		filter:   NewSourceFilter(cfg.Filter),
 		log:      cfg.Logger.With().Str("component", "sip").Logger(),
 	}
 	for _, d := range cfg.Domains {
@@ -199,11 +203,15 @@ func NewServer(cfg Config) (*Server, error) {
 		sipgo.WithUserAgent(cfg.ServerHeader),
 		sipgo.WithUserAgentTransportLayerOptions(
 			sip.WithTransportLayerTransports(sip.TransportsConfig{TCP: tcp, TLS: tlsT, WS: ws, WSS: wss}),
+			// After the transports above, so only the default UDP
+			// transport gets the filter (it filters UDP only anyway).
+			sip.WithTransportLayerReadFilter(s.filter.Filter),
 		),
 	)
 	if err != nil {
 		return nil, err
 	}
+	s.filter.attach(ua.TransportLayer().Pool("udp"))
 	srv, err := sipgo.NewServer(ua)
 	if err != nil {
 		ua.Close()
@@ -216,6 +224,10 @@ func NewServer(cfg Config) (*Server, error) {
 	srv.OnNoRoute(s.tracked(s.handleOther))
 	return s, nil
 }
+
+// FilterStats returns the UDP source filter's counters and the size of
+// sipgo's UDP connection pool, for metrics.
+func (s *Server) FilterStats() FilterStats { return s.filter.Stats() }
 
 // tracked counts a handler in flight, so Shutdown can let it finish.
 func (s *Server) tracked(h func(*sip.Request, sip.ServerTransaction)) sipgo.RequestHandler {

@@ -111,6 +111,11 @@ type SIPConfig struct {
 	WriteTimeoutSeconds int    `toml:"write_timeout_seconds"`
 	MaxConnsPerIP       int    `toml:"max_conns_per_ip"`
 	MaxInFlight         int    `toml:"max_in_flight"`
+	// RatePerSource is the UDP datagrams per second one source IP may
+	// send before parsing (0 turns the filter off); RateBurst how many
+	// at once.
+	RatePerSource int `toml:"rate_per_source"`
+	RateBurst     int `toml:"rate_burst"`
 	// UDPMaxResponse is the largest response sent over UDP, in bytes.
 	UDPMaxResponse int `toml:"udp_max_response"`
 	// Domains overrides settings per SIP domain: [users_core.sip.domains."example.com"].
@@ -222,6 +227,7 @@ func defaultConfig() Config {
 			NonceLifetimeSeconds: 300,
 			MinExpires:           60, MaxExpires: 86400, DefaultExpires: 3600, MaxContacts: 10, OverLimit: "reject",
 			ReadTimeoutSeconds: 900, WriteTimeoutSeconds: 10, MaxConnsPerIP: 64, MaxInFlight: 4096,
+			RatePerSource: 500, RateBurst: 1000,
 			UDPMaxResponse: 1300,
 		},
 		Lockout: LockoutConfig{
@@ -520,6 +526,9 @@ func (c *Config) checkSIP() error {
 	if (on(sc.TLS) || on(sc.WSS)) && (sc.TLSCert == "" || sc.TLSKey == "") {
 		return errors.New("config: sip.tls and sip.wss need tls_cert and tls_key (--tls-cert, --tls-key)")
 	}
+	if sc.RatePerSource < 0 || sc.RateBurst < 0 {
+		return errors.New("config: sip.rate_per_source and sip.rate_burst must not be negative")
+	}
 	if sc.NonceLifetimeSeconds < 10 || sc.ReadTimeoutSeconds < 0 || sc.WriteTimeoutSeconds < 0 || sc.UDPMaxResponse < 512 {
 		return errors.New("config: sip: nonce_lifetime_seconds must be at least 10, timeouts not negative, udp_max_response at least 512")
 	}
@@ -542,4 +551,12 @@ func (c *Config) checkSIP() error {
 		}
 	}
 	return nil
+}
+
+// sipFilter turns the rate keys into the SIP UDP filter's settings.
+func sipFilter(sc SIPConfig) sip.FilterConfig {
+	if sc.RatePerSource == 0 {
+		return sip.FilterConfig{Rate: -1}
+	}
+	return sip.FilterConfig{Rate: float64(sc.RatePerSource), Burst: sc.RateBurst}
 }

@@ -527,6 +527,7 @@ func (m *Main) newSIPServer(ctx, bg context.Context) (*sip.Server, error) {
 		WriteTimeout:  seconds(sc.WriteTimeoutSeconds),
 		MaxConnsPerIP: sc.MaxConnsPerIP,
 		MaxInFlight:   sc.MaxInFlight,
+		Filter:        sipFilter(sc),
 		Logger:        m.Logger,
 		NewID:         uuid.NewString,
 	})
