@@ -103,6 +103,8 @@ type Config struct {
 	ReplayCapacity int
 }
 
+var sipgoLoggerOnce sync.Once
+
 // Server is the SIP registrar.
 type Server struct {
 	cfg      Config
@@ -194,7 +196,12 @@ func NewServer(cfg Config) (*Server, error) {
 	// sipgo logs through slog; its logger is captured when the UA is
 	// built, so install the redacting one first. Raw messages (which
 	// carry Authorization: digests and Bearer tokens) never reach a log.
-	sip.SetDefaultLogger(slog.New(newRedactingHandler(cfg.Logger.With().Str("component", "sipgo").Logger())))
+	// sipgo's default logger is a process-wide variable that its
+	// goroutines read without synchronisation: set it once, before the
+	// first UA, so a second Server in the process (tests) races nothing.
+	sipgoLoggerOnce.Do(func() {
+		sip.SetDefaultLogger(slog.New(newRedactingHandler(cfg.Logger.With().Str("component", "sipgo").Logger())))
+	})
 	tcp := &sip.TransportTCP{ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout}
 	tlsT := &sip.TransportTLS{TransportTCP: &sip.TransportTCP{ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout}}
 	ws := &sip.TransportWS{ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout}

@@ -65,7 +65,7 @@ func TestSIPpRegistersAThousandUsers(t *testing.T) {
 	cmd := exec.Command(sipp, sipAddr(t, m, "udp"),
 		"-sf", scenario, "-inf", users, "-key", "domain", sipDomain, "-auth_uri", sipDomain,
 		"-i", "127.0.0.1", "-p", fmt.Sprint(freeUDPPort(t)), "-t", "u1",
-		"-m", fmt.Sprint(n), "-r", "100", "-l", "200", "-timeout", "60s", "-recv_timeout", "5000",
+		"-m", fmt.Sprint(n), "-r", "50", "-l", "200", "-timeout", "90s", "-recv_timeout", "10000",
 		"-nostdin", "-trace_stat", "-stf", stat, "-fd", "1")
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
