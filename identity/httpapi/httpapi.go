@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -366,14 +367,36 @@ func jsonErrorMessage(err error) string {
 	switch {
 	case errors.As(err, &se):
 		return "malformed JSON at byte " + strconv.FormatInt(se.Offset, 10)
+	case errors.As(err, &te) && te.Field == "":
+		return "request body must be a JSON object"
 	case errors.As(err, &te):
-		return "field " + strconv.Quote(te.Field) + " must be " + te.Type.String()
+		t := te.Type
+		if t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		return "field " + strconv.Quote(te.Field) + " must be " + jsonKind(t.Kind())
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "request body must be a JSON object"
 	}
 	return "invalid JSON body: " + err.Error()
+}
+
+// jsonKind names a Go kind the way a JSON client thinks of it, never a Go
+// type name.
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Map, reflect.Struct:
+		return "an object"
+	}
+	return "a number"
 }
 
 // clientAddr is the client's IP: the socket peer, or, when the peer is a
