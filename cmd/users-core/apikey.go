@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rvoip/users-core/identity"
+	"github.com/rvoip/users-core/identity/httpapi"
 )
 
 // APIKeys returns the API key service over the App's store, sending its
@@ -128,34 +129,6 @@ func parseLifetime(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// apiKeyJSON is the CLI's JSON form of a key; Key is set only in the
-// answer to its creation.
-type apiKeyJSON struct {
-	ID         string     `json:"id"`
-	UserID     string     `json:"user_id"`
-	Name       string     `json:"name"`
-	Scopes     []string   `json:"scopes"`
-	CreatedAt  time.Time  `json:"created_at"`
-	ExpiresAt  *time.Time `json:"expires_at"`
-	LastUsedAt *time.Time `json:"last_used_at"`
-	RevokedAt  *time.Time `json:"revoked_at"`
-	Status     string     `json:"status"`
-	Key        string     `json:"key,omitempty"`
-}
-
-func optionalTime(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
-}
-
-func toKeyJSON(k *identity.APIKey, now time.Time) apiKeyJSON {
-	return apiKeyJSON{ID: k.ID, UserID: k.UserID, Name: k.Name, Scopes: append([]string{}, k.Scopes...),
-		CreatedAt: k.CreatedAt, ExpiresAt: optionalTime(k.ExpiresAt), LastUsedAt: optionalTime(k.LastUsedAt),
-		RevokedAt: optionalTime(k.RevokedAt), Status: k.Status(now)}
-}
-
 // keyTime formats an optional time for the table.
 func keyTime(t time.Time, zero string) string {
 	if t.IsZero() {
@@ -168,7 +141,7 @@ func keyTime(t time.Time, zero string) string {
 func (c *cli) printCreatedKey(u *identity.User, key string, k *identity.APIKey, asJSON bool) error {
 	fmt.Fprintln(c.stderr, "users-core: store this API key now: it is not stored and will not be shown again")
 	if asJSON {
-		j := toKeyJSON(k, k.CreatedAt)
+		j := httpapi.KeyView(k, k.CreatedAt)
 		j.Key = key
 		enc := json.NewEncoder(c.stdout)
 		enc.SetIndent("", "  ")
@@ -183,9 +156,9 @@ func (c *cli) printCreatedKey(u *identity.User, key string, k *identity.APIKey, 
 // stored.
 func (c *cli) listKeys(keys []*identity.APIKey, now time.Time, asJSON bool) error {
 	if asJSON {
-		out := make([]apiKeyJSON, len(keys))
+		out := make([]httpapi.KeyJSON, len(keys))
 		for i, k := range keys {
-			out[i] = toKeyJSON(k, now)
+			out[i] = httpapi.KeyView(k, now)
 		}
 		enc := json.NewEncoder(c.stdout)
 		enc.SetIndent("", "  ")

@@ -447,7 +447,9 @@ type createKeyRequest struct {
 	ExpiresInSeconds int64    `json:"expires_in_seconds"`
 }
 
-type keyJSON struct {
+// KeyJSON is an API key as the API (and the CLI's --json) shows it; Key
+// is set only in the answer to its creation.
+type KeyJSON struct {
 	ID         string     `json:"id"`
 	UserID     string     `json:"user_id"`
 	Name       string     `json:"name"`
@@ -456,7 +458,8 @@ type keyJSON struct {
 	ExpiresAt  *time.Time `json:"expires_at"`
 	LastUsedAt *time.Time `json:"last_used_at"`
 	RevokedAt  *time.Time `json:"revoked_at"`
-	Key        string     `json:"key,omitempty"` // only in the answer to its creation
+	Status     string     `json:"status"`
+	Key        string     `json:"key,omitempty"`
 }
 
 func tp(t time.Time) *time.Time {
@@ -466,9 +469,11 @@ func tp(t time.Time) *time.Time {
 	return &t
 }
 
-func toKeyJSON(k *identity.APIKey) keyJSON {
-	return keyJSON{ID: k.ID, UserID: k.UserID, Name: k.Name, Scopes: append([]string{}, k.Scopes...),
-		CreatedAt: k.CreatedAt, ExpiresAt: tp(k.ExpiresAt), LastUsedAt: tp(k.LastUsedAt), RevokedAt: tp(k.RevokedAt)}
+// KeyView returns k as the API shows it at now.
+func KeyView(k *identity.APIKey, now time.Time) KeyJSON {
+	return KeyJSON{ID: k.ID, UserID: k.UserID, Name: k.Name, Scopes: append([]string{}, k.Scopes...),
+		CreatedAt: k.CreatedAt, ExpiresAt: tp(k.ExpiresAt), LastUsedAt: tp(k.LastUsedAt), RevokedAt: tp(k.RevokedAt),
+		Status: k.Status(now)}
 }
 
 // createKey: POST /users/{id}/api-keys (self or admin). The owner comes
@@ -492,7 +497,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, p *principal)
 		s.failField(w, r, err)
 		return
 	}
-	out := toKeyJSON(k)
+	out := KeyView(k, s.cfg.Now())
 	out.Key = key
 	writeJSON(w, http.StatusCreated, out)
 }
@@ -512,9 +517,9 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request, p *principal) 
 		s.fail(w, r, err)
 		return
 	}
-	out := make([]keyJSON, len(keys))
+	out := make([]KeyJSON, len(keys))
 	for i, k := range keys {
-		out[i] = toKeyJSON(k)
+		out[i] = KeyView(k, s.cfg.Now())
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"api_keys": out})
 }

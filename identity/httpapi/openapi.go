@@ -577,7 +577,7 @@ func openAPISchemas() map[string]any {
 		}),
 
 		"APIKey": object("an API key; the secret only in the answer to its creation",
-			[]string{"id", "user_id", "name", "scopes", "created_at", "expires_at", "last_used_at", "revoked_at"},
+			[]string{"id", "user_id", "name", "scopes", "created_at", "expires_at", "last_used_at", "revoked_at", "status"},
 			map[string]any{
 				"id":           strDesc("the public 12-character key id"),
 				"user_id":      str(),
@@ -587,6 +587,7 @@ func openAPISchemas() map[string]any {
 				"expires_at":   nullable("string", "date-time", "null: never expires"),
 				"last_used_at": nullable("string", "date-time", "recorded in batches, so it may lag"),
 				"revoked_at":   nullable("string", "date-time", ""),
+				"status":       strDesc("active, expired or revoked"),
 				"key":          strDesc("the key itself (ucak_...), only in the answer to its creation; store it now"),
 			}),
 		"APIKeyList": object("", []string{"api_keys"}, map[string]any{"api_keys": arrayOf("APIKey")}),

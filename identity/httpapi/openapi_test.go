@@ -312,7 +312,7 @@ func TestOpenAPISchemasMatchStructs(t *testing.T) {
 		"UpdateUserRequest":   updateUserRequest{},
 		"PasswordRequest":     passwordRequest{},
 		"RolesRequest":        rolesRequest{},
-		"APIKey":              keyJSON{},
+		"APIKey":              KeyJSON{},
 		"CreateAPIKeyRequest": createKeyRequest{},
 		"Registration":        bindingJSON{},
 		"AuditEvent":          auditJSON{},
