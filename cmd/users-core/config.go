@@ -227,7 +227,7 @@ func defaultConfig() Config {
 			NonceLifetimeSeconds: 300,
 			MinExpires:           60, MaxExpires: 86400, DefaultExpires: 3600, MaxContacts: 10, OverLimit: "reject",
 			ReadTimeoutSeconds: 900, WriteTimeoutSeconds: 10, MaxConnsPerIP: 64, MaxInFlight: 4096,
-			RatePerSource: 500, RateBurst: 1000,
+			RatePerSource: 2000, RateBurst: 4000,
 			UDPMaxResponse: 1300,
 		},
 		Lockout: LockoutConfig{

@@ -168,7 +168,7 @@ func TestSIPFloodBoundedMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("flood")
 	}
-	// A rate a tenth of the default (500/s, burst 1000, sized for a proxy
+	// A rate far below the default (2000/s, burst 4000, sized for a proxy
 	// or SIPp in front of us), so that four flood hosts exceed it.
 	m := sipMain(t, t.TempDir(), func(c *Config) { c.UsersCore.SIP.RatePerSource, c.UsersCore.SIP.RateBurst = 50, 100 })
 	distinct, grown, st := runFlood(t, m, true)

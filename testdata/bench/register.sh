@@ -184,6 +184,10 @@ if [ "$LISTEN_FLAG" = udp ]; then SERVE+=(--sip-udp 127.0.0.1:0); else SERVE+=(-
 # shellcheck disable=SC2206
 SERVE+=(${UC_SERVE_ARGS:-})
 printf '%q ' "${SERVE[@]}" > "$RUN/serve_cmd.txt"; echo >> "$RUN/serve_cmd.txt"
+# SIPp sends every registration from one address: the per-source UDP rate
+# filter (a flood defence) would throttle the benchmark itself, so it is off
+# unless the caller sets USERS_CORE_SIP_RATE_PER_SOURCE.
+export USERS_CORE_SIP_RATE_PER_SOURCE="${USERS_CORE_SIP_RATE_PER_SOURCE:-0}"
 "${SERVE[@]}" </dev/null >"$UCLOG" 2>&1 &
 UC_PID=$!
 PORT=""
