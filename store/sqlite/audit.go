@@ -50,11 +50,7 @@ func (db *DB) AppendAudit(ctx context.Context, events []identity.Event) error {
 // identity.ErrInvalid.
 func (db *DB) ListAudit(ctx context.Context, f identity.AuditFilter) (identity.AuditPage, error) {
 	const op = "sqlite.ListAudit"
-	limit := f.Limit
-	if limit <= 0 {
-		limit = defaultPageSize
-	}
-	limit = min(limit, maxPageSize)
+	limit := pageSize(f.Limit)
 
 	var (
 		conds []string

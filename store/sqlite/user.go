@@ -330,11 +330,7 @@ func getUser(ctx context.Context, op string, stmt *sql.Stmt, arg any) (*identity
 // removed between calls. A malformed cursor matches identity.ErrInvalid.
 func (db *DB) ListUsers(ctx context.Context, f identity.UserFilter) (identity.UserPage, error) {
 	const op = "sqlite.ListUsers"
-	limit := f.Limit
-	if limit <= 0 {
-		limit = defaultPageSize
-	}
-	limit = min(limit, maxPageSize)
+	limit := pageSize(f.Limit)
 
 	var (
 		conds []string
@@ -597,4 +593,13 @@ func (db *DB) SetPasswordHash(ctx context.Context, id, phc string) error {
 // precision); a zero at clears it.
 func (db *DB) TouchLogin(ctx context.Context, id string, at time.Time) error {
 	return db.execOne(ctx, "sqlite.TouchLogin", `UPDATE users SET last_login_at = ? WHERE id = ?`, lastLogin(at), id)
+}
+
+// pageSize is the page size a list asks for: <= 0 means defaultPageSize,
+// and no page is larger than maxPageSize.
+func pageSize(n int) int {
+	if n <= 0 {
+		return defaultPageSize
+	}
+	return min(n, maxPageSize)
 }
