@@ -132,26 +132,9 @@ fi
 NUSERS_CSV=$(($(wc -l < "$CSV") - 1))
 
 # ---- import once per BENCH_WORK -----------------------------------------------------
-PRISTINE="$UCW/pristine"
-MARK="$PRISTINE/imported.txt"
-WANT_MARK="csv_md5=$(md5sum < "$CSV" | cut -d' ' -f1) domain=$DOMAIN"
-if [ -f "$MARK" ] && [ "$(head -1 "$MARK")" = "$WANT_MARK" ]; then
-  log "users already imported into $PRISTINE ($(sed -n 2p "$MARK"))"
-else
-  rm -rf "$PRISTINE"; mkdir -p "$PRISTINE"
-  IMPORT_CSV="$UCW/import.csv"
-  { echo "username,password"; awk -F';' 'NR > 1 && NF >= 2 { print $1 "," $2 }' "$CSV"; } > "$IMPORT_CSV"
-  log "importing $NUSERS_CSV users into $PRISTINE (Argon2id m=${IMPORT_ARGON2_MEMORY:-1024} t=${IMPORT_ARGON2_TIME:-1} p=${IMPORT_ARGON2_PARALLELISM:-1}: bench-only hashes)"
-  if ! out="$(USERS_CORE_PASSWORD_ARGON2_MEMORY_COST="${IMPORT_ARGON2_MEMORY:-1024}" \
-      USERS_CORE_PASSWORD_ARGON2_TIME_COST="${IMPORT_ARGON2_TIME:-1}" \
-      USERS_CORE_PASSWORD_ARGON2_PARALLELISM="${IMPORT_ARGON2_PARALLELISM:-1}" \
-      USERS_CORE_PASSWORD_MIN_LENGTH=8 \
-      "$BIN" user import "$IMPORT_CSV" --data-dir "$PRISTINE" --domain "$DOMAIN" --log-format json 2>&1)"; then
-    log "import failed: $out"; rm -rf "$PRISTINE"; exit 1
-  fi
-  log "$out"
-  { echo "$WANT_MARK"; echo "$out"; } > "$MARK"
-fi
+# shellcheck source=import.sh
+. "$HERE/import.sh"
+bench_import_users || exit 1
 
 # ---- one users-core run ---------------------------------------------------------------
 field() { sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p; s/^$1=\([^[:space:]]*\).*/\1/p" <<< "$2" | head -1; }

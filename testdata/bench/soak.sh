@@ -39,7 +39,7 @@ MAX_GOROUTINE_GROWTH=50
 # dir, start `users-core serve` with HTTP and SIP UDP on kernel-chosen 127.0.0.1 ports
 # (from --ready-file), stop it with SIGTERM at the end, on error or on Ctrl-C.
 #
-# The UDP pre-parse filter (sip.rate_per_source, default 500 datagrams/s per source
+# The UDP pre-parse filter (sip.rate_per_source, default 2000 datagrams/s per source
 # IP) would drop most of this load, which all comes from 127.0.0.1: the soak turns it
 # off (USERS_CORE_SIP_RATE_PER_SOURCE=0) unless that variable is set. users-core also
 # serves with the import's cheap Argon2id parameters (USERS_CORE_PASSWORD_ARGON2_*),
@@ -118,24 +118,9 @@ if [ ! -s "$CSV" ]; then
   awk 'BEGIN { print "SEQUENTIAL"; for (i = 0; i < 10000; i++) printf "user%04d;secret-%04d;\n", i, i }' > "$CSV.tmp" &&
     mv "$CSV.tmp" "$CSV"
 fi
-PRISTINE="$UCW/pristine"; MARK="$PRISTINE/imported.txt"
-WANT_MARK="csv_md5=$(md5sum < "$CSV" | cut -d' ' -f1) domain=$DOMAIN"
-if [ -f "$MARK" ] && [ "$(head -1 "$MARK")" = "$WANT_MARK" ]; then
-  log "users already imported into $PRISTINE"
-else
-  rm -rf "$PRISTINE"; mkdir -p "$PRISTINE"
-  IMPORT_CSV="$UCW/import.csv"
-  { echo "username,password"; awk -F';' 'NR > 1 && NF >= 2 { print $1 "," $2 }' "$CSV"; } > "$IMPORT_CSV"
-  log "importing users into $PRISTINE (cheap bench-only Argon2id)"
-  if ! out="$(USERS_CORE_PASSWORD_ARGON2_MEMORY_COST="${IMPORT_ARGON2_MEMORY:-1024}" \
-      USERS_CORE_PASSWORD_ARGON2_TIME_COST="${IMPORT_ARGON2_TIME:-1}" \
-      USERS_CORE_PASSWORD_ARGON2_PARALLELISM="${IMPORT_ARGON2_PARALLELISM:-1}" \
-      USERS_CORE_PASSWORD_MIN_LENGTH=8 \
-      "$BIN" user import "$IMPORT_CSV" --data-dir "$PRISTINE" --domain "$DOMAIN" --log-format json 2>&1)"; then
-    log "import failed: $out"; rm -rf "$PRISTINE"; exit 1
-  fi
-  { echo "$WANT_MARK"; echo "$out"; } > "$MARK"
-fi
+# shellcheck source=import.sh
+. "$HERE/import.sh"
+bench_import_users || exit 1
 NUSERS=$(($(wc -l < "$CSV") - 1))
 [ "$BEARER_USERS" -le "$NUSERS" ] || BEARER_USERS="$NUSERS"
 
