@@ -51,6 +51,11 @@ type UsersCoreConfig struct {
 	// flow); empty means the host name.
 	NodeID string `toml:"node_id"`
 
+	// DebugListen is the address of a net/http/pprof listener for
+	// profiling; empty (the default) or "off" starts none. It has no
+	// authentication: bind it to 127.0.0.1.
+	DebugListen string `toml:"debug_listen"`
+
 	Log      LogConfig      `toml:"log"`
 	HTTP     HTTPConfig     `toml:"http"`
 	SIP      SIPConfig      `toml:"sip"`

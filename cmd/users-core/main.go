@@ -344,6 +344,7 @@ type Main struct {
 	serveErr chan error
 
 	metrics   *metrics   // metrics.go
+	debugSrv  *http.Server
 	readiness *readiness // GET /ready
 }
 
@@ -443,6 +444,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		for k, v := range bound {
 			ready["sip_"+k] = v
 			m.Logger.Info().Str("transport", k).Str("addr", v).Msg("sip listening")
+		}
+	}
+	if addr := m.Config.UsersCore.DebugListen; on(addr) {
+		if ready["debug"], err = m.serveDebug(addr); err != nil {
+			return err
 		}
 	}
 	m.addrs = ready
@@ -612,6 +618,9 @@ func (m *Main) Close() error {
 		}
 	} else if m.httpLn != nil {
 		m.httpLn.Close()
+	}
+	if m.debugSrv != nil {
+		m.debugSrv.Close()
 	}
 	if m.stopBg != nil {
 		m.stopBg()
