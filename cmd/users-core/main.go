@@ -343,7 +343,7 @@ type Main struct {
 	closed   bool
 	serveErr chan error
 
-	metrics   *metrics   // metrics.go
+	metrics   *metrics // metrics.go
 	debugSrv  *http.Server
 	readiness *readiness // GET /ready
 }
