@@ -228,6 +228,12 @@ func checkBindings(op, aor string, next []sip.Binding) error {
 // fn runs inside the transaction, which holds the only writer connection:
 // it must not call this DB's write methods (reads are fine), and should be
 // quick, since every other write waits for it.
+//
+// Updates are group-committed (commit.go): the updates waiting when the
+// writer becomes free share one transaction, each under its own savepoint,
+// so one fsync acknowledges them all. UpdateBindings returns only after
+// that commit, so an acknowledged update is durable. When ctx ends while
+// the update is still queued, it is withdrawn and never applied.
 func (db *DB) UpdateBindings(ctx context.Context, aor string, now time.Time, fn func(current []sip.Binding) ([]sip.Binding, error)) ([]sip.Binding, error) {
 	const op = "sqlite.UpdateBindings"
 	if aor == "" {
@@ -236,95 +242,94 @@ func (db *DB) UpdateBindings(ctx context.Context, aor string, now time.Time, fn 
 	if fn == nil {
 		return nil, identity.Invalid(op, "fn", "update function is nil")
 	}
-	var out []sip.Binding
-	err := db.inWriteTx(ctx, op, func(tx *sql.Tx) error {
-		all, err := queryBindings(ctx, tx.StmtContext(ctx, db.bindings.ofAoR), aor)
-		if err != nil {
-			return identity.Internal(op, err)
-		}
-		// stored holds the unexpired bindings as read; fn gets copies, so
-		// that what it changes in place is still seen as a change below.
-		nowMS := millis(now)
-		stored := make(map[string]*sip.Binding, len(all))
-		var current []sip.Binding
-		var drop []string
-		for i := range all {
-			b := &all[i]
-			if millis(b.ExpiresAt) <= nowMS {
-				drop = append(drop, b.ID)
-				continue
-			}
-			stored[b.ID] = b
-			c := *b
-			c.Path = slices.Clone(b.Path)
-			current = append(current, c)
-		}
+	return db.commits.submit(ctx, aor, now, fn)
+}
 
-		next, err := fn(current)
-		if err != nil {
-			return err
+// applyBindings is one UpdateBindings inside tx, the writer's transaction
+// (see UpdateBindings for the contract). ctx bounds the statements.
+func (db *DB) applyBindings(ctx context.Context, tx *sql.Tx, aor string, now time.Time, fn func(current []sip.Binding) ([]sip.Binding, error)) ([]sip.Binding, error) {
+	const op = "sqlite.UpdateBindings"
+	all, err := queryBindings(ctx, tx.StmtContext(ctx, db.bindings.ofAoR), aor)
+	if err != nil {
+		return nil, identity.Internal(op, err)
+	}
+	// stored holds the unexpired bindings as read; fn gets copies, so
+	// that what it changes in place is still seen as a change below.
+	nowMS := millis(now)
+	stored := make(map[string]*sip.Binding, len(all))
+	var current []sip.Binding
+	var drop []string
+	for i := range all {
+		b := &all[i]
+		if millis(b.ExpiresAt) <= nowMS {
+			drop = append(drop, b.ID)
+			continue
 		}
-		if err := checkBindings(op, aor, next); err != nil {
-			return err
-		}
+		stored[b.ID] = b
+		c := *b
+		c.Path = slices.Clone(b.Path)
+		current = append(current, c)
+	}
 
-		// Plan the writes. A binding whose ContactKey changes is deleted and
-		// inserted again rather than updated, after every other deletion:
-		// updating it in place could collide, in the middle of the
-		// transaction, with the old key of another binding that changes too.
-		var refresh, update, insert []*sip.Binding
-		for i := range next {
-			b := &next[i]
-			old, ok := stored[b.ID]
-			switch {
-			case !ok:
-				insert = append(insert, b)
-			case sameBinding(old, b):
-			case old.ContactKey != b.ContactKey:
-				drop = append(drop, b.ID)
-				insert = append(insert, b)
-			case old.UserID != b.UserID:
-				update = append(update, b)
-			default:
-				refresh = append(refresh, b)
-			}
-			delete(stored, b.ID)
-		}
-		for i := range all { // left out of the result
-			if _, gone := stored[all[i].ID]; gone {
-				drop = append(drop, all[i].ID)
-			}
-		}
-
-		if len(drop) > 0 {
-			del := tx.StmtContext(ctx, db.bindings.del)
-			for _, id := range drop {
-				if _, err := del.ExecContext(ctx, id); err != nil {
-					return identity.Internal(op, err)
-				}
-			}
-		}
-		for _, w := range []struct {
-			stmt *sql.Stmt
-			bs   []*sip.Binding
-		}{{db.bindings.refresh, refresh}, {db.bindings.update, update}, {db.bindings.insert, insert}} {
-			if len(w.bs) == 0 {
-				continue
-			}
-			stmt := tx.StmtContext(ctx, w.stmt)
-			for _, b := range w.bs {
-				if err := writeBinding(ctx, stmt, op, b); err != nil {
-					return err
-				}
-			}
-		}
-		out = next
-		return nil
-	})
+	next, err := fn(current)
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	if err := checkBindings(op, aor, next); err != nil {
+		return nil, err
+	}
+
+	// Plan the writes. A binding whose ContactKey changes is deleted and
+	// inserted again rather than updated, after every other deletion:
+	// updating it in place could collide, in the middle of the
+	// transaction, with the old key of another binding that changes too.
+	var refresh, update, insert []*sip.Binding
+	for i := range next {
+		b := &next[i]
+		old, ok := stored[b.ID]
+		switch {
+		case !ok:
+			insert = append(insert, b)
+		case sameBinding(old, b):
+		case old.ContactKey != b.ContactKey:
+			drop = append(drop, b.ID)
+			insert = append(insert, b)
+		case old.UserID != b.UserID:
+			update = append(update, b)
+		default:
+			refresh = append(refresh, b)
+		}
+		delete(stored, b.ID)
+	}
+	for i := range all { // left out of the result
+		if _, gone := stored[all[i].ID]; gone {
+			drop = append(drop, all[i].ID)
+		}
+	}
+
+	if len(drop) > 0 {
+		del := tx.StmtContext(ctx, db.bindings.del)
+		for _, id := range drop {
+			if _, err := del.ExecContext(ctx, id); err != nil {
+				return nil, identity.Internal(op, err)
+			}
+		}
+	}
+	for _, w := range []struct {
+		stmt *sql.Stmt
+		bs   []*sip.Binding
+	}{{db.bindings.refresh, refresh}, {db.bindings.update, update}, {db.bindings.insert, insert}} {
+		if len(w.bs) == 0 {
+			continue
+		}
+		stmt := tx.StmtContext(ctx, w.stmt)
+		for _, b := range w.bs {
+			if err := writeBinding(ctx, stmt, op, b); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return next, nil
 }
 
 // writeBinding runs stmt, the insert or one of the update statements, for

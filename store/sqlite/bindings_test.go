@@ -409,15 +409,20 @@ func BenchmarkUpdateBindings(b *testing.B) {
 // single writer serializes them, so this is the throughput ceiling of one
 // database file.
 func BenchmarkUpdateBindingsParallel(b *testing.B) {
-	for _, mode := range []string{"FULL", "NORMAL"} {
-		b.Run("synchronous="+mode, func(b *testing.B) {
+	for _, c := range []struct {
+		mode string
+		par  int
+	}{{"FULL", 4}, {"NORMAL", 4}, {"FULL", 64}} {
+		mode := c.mode
+		b.Run(fmt.Sprintf("synchronous=%s/goroutines=%dxCPU", mode, c.par), func(b *testing.B) {
 			start := time.UnixMilli(1_700_000_000_000).UTC()
 			db, aors := bindingBench(b, mode, start)
 			ctx := context.Background()
 			var mu sync.Mutex
 			i := 0
 			b.ReportAllocs()
-			b.SetParallelism(4)
+			b.SetParallelism(c.par)
+			before := db.CommitStats()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -432,6 +437,10 @@ func BenchmarkUpdateBindingsParallel(b *testing.B) {
 					}
 				}
 			})
+			after := db.CommitStats()
+			if g := after.Groups - before.Groups; g > 0 {
+				b.ReportMetric(float64(after.Updates-before.Updates)/float64(g), "updates/commit")
+			}
 		})
 	}
 }

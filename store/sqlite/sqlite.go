@@ -58,6 +58,8 @@ type DB struct {
 	bindings bindingStmts
 	// The statements of the api_keys table (apikeys.go).
 	apiKeys apiKeyStmts
+	// commits group-commits binding updates (commit.go).
+	commits committer
 }
 
 // Open opens the SQLite database at path, creating the file if it does not
@@ -128,6 +130,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("sqlite: open database %s for reading: %w", path, err)
 	}
 	if err := db.prepare(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: open database %s: %w", path, err)
+	}
+	if err := db.commits.start(ctx, db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open database %s: %w", path, err)
 	}
@@ -217,7 +223,7 @@ func (db *DB) prepare(ctx context.Context) error {
 // Close closes every connection. The writer closes last so that SQLite
 // checkpoints the WAL into the database file.
 func (db *DB) Close() error {
-	var errs []error
+	errs := []error{db.commits.stop()} // first: it writes
 	for _, s := range []*sql.Stmt{db.userByID, db.userByName, db.refreshByHash} {
 		if s != nil {
 			errs = append(errs, s.Close())

@@ -1,0 +1,198 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/rvoip/users-core/identity"
+	"github.com/rvoip/users-core/sip"
+)
+
+// holdWriter takes the writer connection in a transaction until the
+// returned function is called, so that binding updates queue up behind it.
+func holdWriter(t *testing.T, db *DB) (release func()) {
+	t.Helper()
+	held, free := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- db.inWriteTx(context.Background(), "test.hold", func(*sql.Tx) error {
+			close(held)
+			<-free
+			return nil
+		})
+	}()
+	<-held
+	return func() {
+		close(free)
+		if err := <-done; err != nil {
+			t.Errorf("holding transaction: %v", err)
+		}
+	}
+}
+
+// waitQueued waits until n updates are queued for the committer.
+func waitQueued(t *testing.T, db *DB, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); len(db.commits.queue) < n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d updates queued, want %d", len(db.commits.queue), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+type updateResult struct {
+	out []sip.Binding
+	err error
+}
+
+// goUpdate runs UpdateBindings(aor) with fn in a goroutine.
+func goUpdate(ctx context.Context, db *DB, aor string, now time.Time, fn func([]sip.Binding) ([]sip.Binding, error)) <-chan updateResult {
+	ch := make(chan updateResult, 1)
+	go func() {
+		out, err := db.UpdateBindings(ctx, aor, now, fn)
+		ch <- updateResult{out, err}
+	}()
+	return ch
+}
+
+// TestGroupCommitKeepsUpdatesIndependent: updates that wait behind a busy
+// writer are committed together, and one that fails (its fn refuses, or a
+// constraint is violated halfway through its writes) changes nothing while
+// the others of its group are stored.
+func TestGroupCommitKeepsUpdatesIndependent(t *testing.T) {
+	db, _ := openTemp(t)
+	ctx := context.Background()
+	now := time.Now()
+	exp := now.Add(time.Hour)
+	release := holdWriter(t, db)
+
+	// The first update is taken by the committer, which then waits for the
+	// writer; the next four queue behind it and form one group.
+	first := goUpdate(ctx, db, "sip:first@example.com", now, func([]sip.Binding) ([]sip.Binding, error) {
+		return []sip.Binding{binding("sip:first@example.com", 1, now, exp)}, nil
+	})
+	for deadline := time.Now().Add(10 * time.Second); len(db.commits.queue) > 0 || db.CommitStats().Groups > 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the committer did not take the first update")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(10 * time.Millisecond) // let it reach BeginTx
+	refused := errors.New("refused by fn")
+	good1 := goUpdate(ctx, db, "sip:a@example.com", now, func([]sip.Binding) ([]sip.Binding, error) {
+		return []sip.Binding{binding("sip:a@example.com", 1, now, exp)}, nil
+	})
+	waitQueued(t, db, 1)
+	bad := goUpdate(ctx, db, "sip:b@example.com", now, func([]sip.Binding) ([]sip.Binding, error) { return nil, refused })
+	waitQueued(t, db, 2)
+	// Two bindings with one ContactKey: the first row is written before the
+	// second fails the unique index, and must be rolled back.
+	conflict := goUpdate(ctx, db, "sip:c@example.com", now, func([]sip.Binding) ([]sip.Binding, error) {
+		x, y := binding("sip:c@example.com", 1, now, exp), binding("sip:c@example.com", 2, now, exp)
+		y.ContactKey = x.ContactKey
+		return []sip.Binding{x, y}, nil
+	})
+	waitQueued(t, db, 3)
+	good2 := goUpdate(ctx, db, "sip:a@example.com", now, func(cur []sip.Binding) ([]sip.Binding, error) {
+		if len(cur) != 1 {
+			return nil, fmt.Errorf("saw %d bindings of the earlier update in the group, want 1", len(cur))
+		}
+		return append(cur, binding("sip:a@example.com", 2, now, exp)), nil
+	})
+	waitQueued(t, db, 4)
+	release()
+
+	if r := <-first; r.err != nil {
+		t.Fatalf("first: %v", r.err)
+	}
+	if r := <-good1; r.err != nil || len(r.out) != 1 {
+		t.Fatalf("good1: %v, %d bindings", r.err, len(r.out))
+	}
+	if r := <-bad; !errors.Is(r.err, refused) || r.out != nil {
+		t.Fatalf("bad: got %v, %v; want fn's error unchanged", r.out, r.err)
+	}
+	if r := <-conflict; !errors.Is(r.err, identity.ErrConflict) {
+		t.Fatalf("conflict: got %v, want ErrConflict", r.err)
+	}
+	if r := <-good2; r.err != nil || len(r.out) != 2 {
+		t.Fatalf("good2: %v, %d bindings", r.err, len(r.out))
+	}
+	if ids := bindingIDs(t, db, "sip:a@example.com", now); len(ids) != 2 {
+		t.Fatalf("sip:a has %d bindings, want 2", len(ids))
+	}
+	for _, aor := range []string{"sip:b@example.com", "sip:c@example.com"} {
+		if ids := bindingIDs(t, db, aor, now); len(ids) != 0 {
+			t.Fatalf("%s has %d bindings after a failed update, want 0", aor, len(ids))
+		}
+	}
+	if st := db.CommitStats(); st.Groups != 2 || st.Updates != 5 {
+		t.Fatalf("CommitStats = %+v, want 2 groups (the first alone, then the 4 that queued) of 5 updates", st)
+	}
+}
+
+// TestGroupCommitWithdrawsAbandonedUpdates: an update whose context ends
+// while it waits in the queue is never applied, and its caller is told.
+func TestGroupCommitWithdrawsAbandonedUpdates(t *testing.T) {
+	db, _ := openTemp(t)
+	now := time.Now()
+	release := holdWriter(t, db)
+	blocker := goUpdate(context.Background(), db, "sip:first@example.com", now, func(cur []sip.Binding) ([]sip.Binding, error) { return cur, nil })
+	time.Sleep(20 * time.Millisecond) // the committer takes it and waits for the writer
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{}, 1)
+	abandoned := goUpdate(ctx, db, "sip:late@example.com", now, func([]sip.Binding) ([]sip.Binding, error) {
+		ran <- struct{}{}
+		return []sip.Binding{binding("sip:late@example.com", 1, now, now.Add(time.Hour))}, nil
+	})
+	waitQueued(t, db, 1)
+	cancel()
+	r := <-abandoned
+	if !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("abandoned update returned %v, want context.Canceled", r.err)
+	}
+	release()
+	if r := <-blocker; r.err != nil {
+		t.Fatal(r.err)
+	}
+	// One more update through the committer proves the queue moved on.
+	set(t, db, "sip:after@example.com", now)
+	select {
+	case <-ran:
+		t.Fatal("the withdrawn update's fn ran")
+	default:
+	}
+	if ids := bindingIDs(t, db, "sip:late@example.com", now); len(ids) != 0 {
+		t.Fatalf("withdrawn update stored %d bindings", len(ids))
+	}
+}
+
+// TestGroupCommitClose: Close answers queued updates with an error instead
+// of leaving their callers waiting, and later updates fail at once.
+func TestGroupCommitClose(t *testing.T) {
+	db, err := Open(context.Background(), t.TempDir()+"/users.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	release := holdWriter(t, db)
+	first := goUpdate(context.Background(), db, "sip:first@example.com", now, func(cur []sip.Binding) ([]sip.Binding, error) { return cur, nil })
+	time.Sleep(20 * time.Millisecond)
+	queued := goUpdate(context.Background(), db, "sip:q@example.com", now, func(cur []sip.Binding) ([]sip.Binding, error) { return cur, nil })
+	waitQueued(t, db, 1)
+	go func() { time.Sleep(20 * time.Millisecond); release() }()
+	if err := db.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	<-first // committed or failed, but answered
+	if r := <-queued; r.err == nil {
+		t.Fatal("an update queued at Close succeeded after the committer stopped")
+	}
+	if _, err := db.UpdateBindings(context.Background(), "sip:x@example.com", now, func(cur []sip.Binding) ([]sip.Binding, error) { return cur, nil }); err == nil {
+		t.Fatal("UpdateBindings after Close succeeded")
+	}
+}
