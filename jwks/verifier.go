@@ -132,6 +132,9 @@ type VerifierConfig struct {
 	MaxTokenSize int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// CacheSize bounds the cache of verified tokens (default
+	// DefaultCacheSize; negative turns it off). See Verify.
+	CacheSize int
 }
 
 // Verifier checks RS256 access tokens from a fixed set of issuers. It is
@@ -141,6 +144,7 @@ type Verifier struct {
 	leeway  time.Duration
 	maxSize int
 	now     func() time.Time
+	cache   *verifiedCache // nil when off
 }
 
 type issuer struct {
@@ -155,6 +159,9 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 		leeway:  cmp.Or(cfg.Leeway, DefaultLeeway),
 		maxSize: cmp.Or(cfg.MaxTokenSize, DefaultMaxTokenSize),
 		now:     orNow(cfg.Now),
+	}
+	if cfg.CacheSize >= 0 {
+		v.cache = newVerifiedCache(cmp.Or(cfg.CacheSize, DefaultCacheSize))
 	}
 	if v.leeway < 0 || v.leeway > MaxLeeway {
 		return nil, fmt.Errorf("jwks.NewVerifier: leeway %v outside [0, %v]", v.leeway, MaxLeeway)
@@ -227,64 +234,96 @@ var b64s = b64.Strict()
 // issuer named by the unverified payload, only to pick its key source; the
 // key, whose algorithm must be RS256 and equal the header's; the signature;
 // and only then the claims (exp, nbf, iat, aud).
+//
+// A token that verified is remembered (up to CacheSize tokens, keyed by its
+// SHA-256): presented again, it costs a hash, a map lookup and a key
+// lookup instead of an RSA verification. A remembered token passes only
+// while its key is still the one its issuer's KeySource returns for its
+// kid and its exp, nbf and iat still hold; otherwise it is verified in
+// full again. The Claims returned for it share Raw, Audience and Roles
+// with earlier results: callers must not modify them.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if len(token) > v.maxSize {
 		// Checked before anything else so a huge token costs nothing.
 		return nil, reject(ReasonTooLarge, "%d bytes, limit %d", len(token), v.maxSize)
 	}
+	if v.cache == nil {
+		c, _, err := v.verify(ctx, token)
+		return c, err
+	}
+	sum := sha256.Sum256([]byte(token))
+	if e := v.cache.get(sum); e != nil {
+		if key, _, err := e.iss.cfg.Keys.Key(ctx, e.kid); err == nil && e.key.Equal(key) && v.stillValid(e.claims, v.now()) {
+			c := *e.claims
+			return &c, nil
+		}
+		v.cache.drop(sum)
+	}
+	c, e, err := v.verify(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	v.cache.put(sum, e)
+	cp := *c
+	return &cp, nil
+}
+
+// verify is Verify without the cache: every check, in order. It returns
+// the claims and what the cache needs to re-check them.
+func (v *Verifier) verify(ctx context.Context, token string) (*Claims, *verifiedEntry, error) {
 	if token == "" {
-		return nil, reject(ReasonMalformed, "empty token")
+		return nil, nil, reject(ReasonMalformed, "empty token")
 	}
 	if strings.HasPrefix(token, "rt_") || strings.IndexByte(token, '.') < 0 {
-		return nil, reject(ReasonNotAccessToken, "an opaque token (such as a refresh token) is not an access token")
+		return nil, nil, reject(ReasonNotAccessToken, "an opaque token (such as a refresh token) is not an access token")
 	}
 	hSeg, rest, _ := strings.Cut(token, ".")
 	// An empty signature passes this point so that alg "none" is reported
 	// as what it is.
 	pSeg, sSeg, ok := strings.Cut(rest, ".")
 	if !ok || strings.IndexByte(sSeg, '.') >= 0 || hSeg == "" || pSeg == "" {
-		return nil, reject(ReasonMalformed, "not three dot-separated parts")
+		return nil, nil, reject(ReasonMalformed, "not three dot-separated parts")
 	}
 	signingInput := token[:len(hSeg)+1+len(pSeg)]
 
 	hdr, err := decodeObject(hSeg)
 	if err != nil {
-		return nil, reject(ReasonMalformed, "header: %v", err)
+		return nil, nil, reject(ReasonMalformed, "header: %v", err)
 	}
 	alg, err := stringMember(hdr, "alg")
 	if err != nil {
-		return nil, reject(ReasonMalformed, "header: %v", err)
+		return nil, nil, reject(ReasonMalformed, "header: %v", err)
 	}
 	// Only RS256: "none", HMAC (whose secret an attacker would take from our
 	// public key) and every other algorithm are refused before any lookup.
 	if alg != AlgRS256 {
-		return nil, reject(ReasonAlgorithm, "alg %q is not allowed", clip(alg))
+		return nil, nil, reject(ReasonAlgorithm, "alg %q is not allowed", clip(alg))
 	}
 	if _, ok := hdr["crit"]; ok {
-		return nil, reject(ReasonMalformed, "header: crit extensions are not supported")
+		return nil, nil, reject(ReasonMalformed, "header: crit extensions are not supported")
 	}
 	kid, err := stringMember(hdr, "kid")
 	if err != nil {
-		return nil, reject(ReasonMalformed, "header: %v", err)
+		return nil, nil, reject(ReasonMalformed, "header: %v", err)
 	}
 	if kid == "" {
-		return nil, reject(ReasonNoKID, "header has no kid")
+		return nil, nil, reject(ReasonNoKID, "header has no kid")
 	}
 	// The kid reaches key sources, caches and logs: restrict it first.
 	if !validKID(kid) {
-		return nil, reject(ReasonBadKID, "kid has characters outside [A-Za-z0-9_=+-] or is longer than %d", maxKIDLen)
+		return nil, nil, reject(ReasonBadKID, "kid has characters outside [A-Za-z0-9_=+-] or is longer than %d", maxKIDLen)
 	}
 	typ, err := stringMember(hdr, "typ")
 	if err != nil {
-		return nil, reject(ReasonMalformed, "header: %v", err)
+		return nil, nil, reject(ReasonMalformed, "header: %v", err)
 	}
 	sig, err := b64s.DecodeString(sSeg)
 	if err != nil {
-		return nil, reject(ReasonMalformed, "signature is not base64url")
+		return nil, nil, reject(ReasonMalformed, "signature is not base64url")
 	}
 	payload, err := decodeObject(pSeg)
 	if err != nil {
-		return nil, reject(ReasonMalformed, "payload: %v", err)
+		return nil, nil, reject(ReasonMalformed, "payload: %v", err)
 	}
 
 	// The unverified iss only selects whose keys to try; the signature
@@ -292,34 +331,38 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	issName, _ := payload["iss"].(string)
 	iss := v.issuers[issName]
 	if iss == nil {
-		return nil, reject(ReasonIssuer, "iss %q is not a trusted issuer", clip(issName))
+		return nil, nil, reject(ReasonIssuer, "iss %q is not a trusted issuer", clip(issName))
 	}
 	// Only the issuer's configured types: an ID token or other JWT of the
 	// same issuer must not pass as an access token.
 	if !iss.types[normalizeTyp(typ)] {
-		return nil, reject(ReasonType, "typ %q is not allowed for issuer %s", clip(typ), iss.cfg.Name)
+		return nil, nil, reject(ReasonType, "typ %q is not allowed for issuer %s", clip(typ), iss.cfg.Name)
 	}
 
 	key, keyAlg, err := iss.cfg.Keys.Key(ctx, kid)
 	if err != nil {
 		if errors.Is(err, ErrUnknownKey) {
-			return nil, &VerifyError{Reason: ReasonUnknownKey, Err: fmt.Errorf("kid %s of issuer %s: %w", kid, iss.cfg.Name, err)}
+			return nil, nil, &VerifyError{Reason: ReasonUnknownKey, Err: fmt.Errorf("kid %s of issuer %s: %w", kid, iss.cfg.Name, err)}
 		}
-		return nil, &VerifyError{Reason: ReasonUnavailable, Err: fmt.Errorf("keys of issuer %s: %w", iss.cfg.Name, err)}
+		return nil, nil, &VerifyError{Reason: ReasonUnavailable, Err: fmt.Errorf("keys of issuer %s: %w", iss.cfg.Name, err)}
 	}
 	pub, ok := key.(*rsa.PublicKey)
 	if !ok || keyAlg != AlgRS256 || alg != keyAlg {
-		return nil, reject(ReasonAlgorithm, "key %s is %T for %q, token says %q", kid, key, keyAlg, alg)
+		return nil, nil, reject(ReasonAlgorithm, "key %s is %T for %q, token says %q", kid, key, keyAlg, alg)
 	}
 	if pub.N.BitLen() < MinRSABits {
-		return nil, reject(ReasonAlgorithm, "key %s has only %d bits", kid, pub.N.BitLen())
+		return nil, nil, reject(ReasonAlgorithm, "key %s has only %d bits", kid, pub.N.BitLen())
 	}
 	sum := sha256.Sum256([]byte(signingInput))
 	if err := rsa.VerifyPKCS1v15(pub, crypto.SHA256, sum[:], sig); err != nil {
-		return nil, reject(ReasonSignature, "signature does not verify with key %s", kid)
+		return nil, nil, reject(ReasonSignature, "signature does not verify with key %s", kid)
 	}
 
-	return v.checkClaims(iss, payload)
+	c, err := v.checkClaims(iss, payload)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, &verifiedEntry{claims: c, iss: iss, kid: kid, key: pub}, nil
 }
 
 // checkClaims validates the time and audience claims of a payload whose
