@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -42,6 +43,12 @@ type Credentials struct {
 	SIP []SIPCredential
 }
 
+// UsernameKey returns the form of a username that a UserStore compares:
+// usernames are unique by this key, and UserByName looks it up. Stores must
+// normalise with it (it lower-cases every script, not only ASCII), so that
+// the DigestHA1 cache and the Regulator, keyed by it, agree with the store.
+func UsernameKey(name string) string { return strings.ToLower(name) }
+
 // UserFilter selects users for ListUsers. Zero values select everything.
 type UserFilter struct {
 	Active *bool  // only users with this active flag
@@ -77,7 +84,7 @@ type UserStore interface {
 	// UserByID returns the user with id.
 	UserByID(ctx context.Context, id string) (*User, error)
 	// UserByName returns the user whose username equals name
-	// case-insensitively.
+	// case-insensitively: whose UsernameKey is UsernameKey(name).
 	UserByName(ctx context.Context, name string) (*User, error)
 	// ListUsers returns one page of users matching f.
 	ListUsers(ctx context.Context, f UserFilter) (UserPage, error)

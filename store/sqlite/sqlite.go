@@ -58,6 +58,8 @@ type DB struct {
 	bindings bindingStmts
 	// The statements of the api_keys table (apikeys.go).
 	apiKeys apiKeyStmts
+	// The statements of the change stamps and lock listing (stamps.go).
+	stamps stampStmts
 	// commits group-commits binding updates (commit.go).
 	commits committer
 }
@@ -214,6 +216,9 @@ func (db *DB) prepare(ctx context.Context) error {
 	if db.refreshByHash, err = db.r.PrepareContext(ctx, `SELECT `+refreshColumns+` FROM refresh_tokens WHERE hash = ?`); err != nil {
 		return err
 	}
+	if err = db.stamps.prepare(ctx, db.r); err != nil {
+		return err
+	}
 	if err = db.apiKeys.prepare(ctx, db.r); err != nil {
 		return err
 	}
@@ -229,7 +234,7 @@ func (db *DB) Close() error {
 			errs = append(errs, s.Close())
 		}
 	}
-	errs = append(errs, db.bindings.close(), db.apiKeys.close(), db.r.Close(), db.w.Close())
+	errs = append(errs, db.bindings.close(), db.apiKeys.close(), db.stamps.close(), db.r.Close(), db.w.Close())
 	return errors.Join(errs...)
 }
 

@@ -139,12 +139,13 @@ func TestOpenRefusesANewerSchemaAndLeavesItUntouched(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// A newer users-core recorded version 7.
+	// A newer users-core recorded the next version.
+	future := SchemaVersion() + 1
 	raw, err := sql.Open("sqlite", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := raw.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (7, 'future', 0)`); err != nil {
+	if _, err := raw.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'future', 0)`, future); err != nil {
 		t.Fatal(err)
 	}
 	if err := raw.Close(); err != nil {
@@ -158,10 +159,10 @@ func TestOpenRefusesANewerSchemaAndLeavesItUntouched(t *testing.T) {
 		t.Fatalf("Open = %v, want a *SchemaTooNewError", err)
 	}
 	t.Logf("Open: %v", err)
-	if tooNew.Version != 7 || tooNew.Supported != SchemaVersion() {
-		t.Errorf("SchemaTooNewError = %+v, want version 7 and supported %d", tooNew, SchemaVersion())
+	if tooNew.Version != future || tooNew.Supported != SchemaVersion() {
+		t.Errorf("SchemaTooNewError = %+v, want version %d and supported %d", tooNew, future, SchemaVersion())
 	}
-	want := fmt.Sprintf("database schema version 7 is newer than this users-core supports (%d); upgrade users-core", SchemaVersion())
+	want := fmt.Sprintf("database schema version %d is newer than this users-core supports (%d); upgrade users-core", future, SchemaVersion())
 	if msg := err.Error(); !strings.Contains(msg, want) || !strings.Contains(msg, path) {
 		t.Errorf("Open error %q, want it to contain %q and the path", msg, want)
 	}

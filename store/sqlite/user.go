@@ -83,7 +83,7 @@ func sortedRoles(roles []identity.Role) []identity.Role {
 
 // usernameKey and emailKey are the case-insensitive unique keys. Lower-casing
 // in Go folds every script, where SQLite's lower() folds only ASCII.
-func usernameKey(name string) string { return strings.ToLower(name) }
+func usernameKey(name string) string { return identity.UsernameKey(name) }
 
 // emailKey is NULL (nil) for an empty email, so that users without one do
 // not collide in the UNIQUE index.

@@ -66,6 +66,8 @@ func RunTests(t *testing.T, newStore func(t *testing.T) Store) {
 		{"Bindings", bindingTests},
 		{"Audit", auditTests},
 		{"APIKeys", apiKeyTests},
+		{"ChangeStamps", changeStampTests},
+		{"ActiveLocks", activeLockTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
