@@ -1,0 +1,404 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/rvoip/users-core/identity"
+	"github.com/rvoip/users-core/sip"
+)
+
+// DB persists registrar bindings, so that registrations survive a restart
+// and every node on the database sees the same ones.
+var _ sip.BindingStore = (*DB)(nil)
+
+// bindingColumns selects a bindings row in the order scanBinding reads it,
+// and names the columns the insert statement writes, in the order of
+// bindingArgs.
+const bindingColumns = `id, aor, user_id, contact, contact_key, q, instance, reg_id, call_id, cseq, path,
+	expires_at, created_at, updated_at, source, transport, local_addr, user_agent, node`
+
+// The statements that write one binding, with the parameters of
+// bindingArgs. The update selects the row by id, aor and contact_key:
+// UpdateBindings never moves a binding to another AoR, and a changed
+// contact_key is a delete and an insert (see UpdateBindings).
+const (
+	insertBindingSQL = `INSERT INTO bindings (` + bindingColumns + `)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`
+	updateBindingSQL = `UPDATE bindings SET user_id = $3, contact = $4, q = $6, instance = $7, reg_id = $8,
+	call_id = $9, cseq = $10, path = $11, expires_at = $12, created_at = $13, updated_at = $14, source = $15,
+	transport = $16, local_addr = $17, user_agent = $18, node = $19
+	WHERE id = $1 AND aor = $2 AND contact_key = $5`
+)
+
+// The constraints of the bindings table whose violation UpdateBindings
+// explains (migrations/0003_bindings.sql).
+const (
+	conBindingsPkey    = "bindings_pkey"
+	conBindingsContact = "bindings_aor_contact_key"
+)
+
+// expiredBatch is how many expired bindings DeleteExpiredBindings deletes
+// per statement, so that a large sweep (after a long outage) holds no
+// transaction open for long.
+const expiredBatch = 1000
+
+// scanBinding reads a row selected with bindingColumns.
+func scanBinding(s rowScanner) (sip.Binding, error) {
+	var (
+		b                         sip.Binding
+		q, regID, cseq            int64
+		expires, created, updated int64
+		path                      string
+	)
+	if err := s.Scan(&b.ID, &b.AoR, &b.UserID, &b.Contact, &b.ContactKey, &q, &b.Instance, &regID,
+		&b.CallID, &cseq, &path, &expires, &created, &updated,
+		&b.Source, &b.Transport, &b.LocalAddr, &b.UserAgent, &b.Node); err != nil {
+		return sip.Binding{}, err
+	}
+	b.Q, b.RegID, b.CSeq = int(q), int(regID), uint32(cseq)
+	b.ExpiresAt, b.CreatedAt, b.UpdatedAt = fromMillis(expires), fromMillis(created), fromMillis(updated)
+	var err error
+	b.Path, err = decodePath(path)
+	return b, err
+}
+
+// bindingArgs returns the values of b in bindingColumns order. path is b's
+// Path, already encoded with encodePath.
+func bindingArgs(b *sip.Binding, path string) []any {
+	return []any{b.ID, b.AoR, b.UserID, b.Contact, b.ContactKey, int64(b.Q), b.Instance, int64(b.RegID),
+		b.CallID, int64(b.CSeq), path, millis(b.ExpiresAt), millis(b.CreatedAt), millis(b.UpdatedAt),
+		b.Source, b.Transport, b.LocalAddr, b.UserAgent, b.Node}
+}
+
+// encodePath is the stored form of a Path: a JSON array of its values in
+// order, "[]" when there are none. Angle brackets stay unescaped, so the
+// column reads like the header. It is the same text store/sqlite stores.
+func encodePath(p []string) (string, error) {
+	if len(p) == 0 {
+		return "[]", nil
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(p); err != nil {
+		return "", err
+	}
+	return string(bytes.TrimSuffix(buf.Bytes(), []byte("\n"))), nil
+}
+
+// decodePath reads a stored Path back: nil when empty.
+func decodePath(s string) ([]string, error) {
+	if s == "" || s == "[]" {
+		return nil, nil
+	}
+	var p []string
+	if err := json.Unmarshal([]byte(s), &p); err != nil {
+		return nil, err
+	}
+	if len(p) == 0 {
+		return nil, nil
+	}
+	return p, nil
+}
+
+// queryBindings runs query, a SELECT of bindingColumns, with args on q and
+// reads every row.
+func queryBindings(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, query string, args ...any) ([]sip.Binding, error) {
+	rows, err := q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return scanBindings(rows)
+}
+
+// scanBindings reads every row of rows, a SELECT of bindingColumns, and
+// closes it.
+func scanBindings(rows pgx.Rows) ([]sip.Binding, error) {
+	defer rows.Close()
+	var out []sip.Binding
+	for rows.Next() {
+		b, err := scanBinding(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// sameBinding reports whether storing b would leave the stored binding a
+// unchanged: every field equal, times at the stored millisecond precision,
+// a nil and an empty Path alike.
+func sameBinding(a, b *sip.Binding) bool {
+	return a.ID == b.ID && a.AoR == b.AoR && a.UserID == b.UserID &&
+		a.Contact == b.Contact && a.ContactKey == b.ContactKey && a.Q == b.Q &&
+		a.Instance == b.Instance && a.RegID == b.RegID && a.CallID == b.CallID && a.CSeq == b.CSeq &&
+		slices.Equal(a.Path, b.Path) &&
+		millis(a.ExpiresAt) == millis(b.ExpiresAt) && millis(a.CreatedAt) == millis(b.CreatedAt) &&
+		millis(a.UpdatedAt) == millis(b.UpdatedAt) &&
+		a.Source == b.Source && a.Transport == b.Transport && a.LocalAddr == b.LocalAddr &&
+		a.UserAgent == b.UserAgent && a.Node == b.Node
+}
+
+// checkBindings refuses a result of an UpdateBindings fn that cannot be the
+// binding set of aor: a binding of another AoR, without an ID, or two with
+// one ID.
+func checkBindings(op, aor string, next []sip.Binding) error {
+	ids := make(map[string]struct{}, len(next))
+	for i := range next {
+		b := &next[i]
+		if b.AoR != aor {
+			return identity.Invalid(op, "aor", "binding %q has address-of-record %q, want %q", b.ID, b.AoR, aor)
+		}
+		if b.ID == "" {
+			return identity.Invalid(op, "id", "binding of %q for contact %q has no id", aor, b.Contact)
+		}
+		if _, dup := ids[b.ID]; dup {
+			return identity.Invalid(op, "id", "two bindings with id %q", b.ID)
+		}
+		ids[b.ID] = struct{}{}
+	}
+	return nil
+}
+
+// UpdateBindings runs one registrar update of aor in one transaction: it
+// reads aor's bindings, passes those not expired at now to fn (sorted by
+// CreatedAt, then ID; fn may modify them freely) and makes fn's result the
+// complete set of aor's bindings. Bindings of aor missing from the result
+// are deleted, expired ones included; returned bindings that differ from
+// the stored ones are written, equal ones are left alone.
+//
+// Concurrent updates of one AoR, from any pool on any node, run one after
+// the other and none is lost: the transaction first takes an advisory lock
+// on a hash of aor (held until it ends; a lock on rows would not cover the
+// first binding of an AoR, which does not exist yet), then reads the
+// bindings with FOR UPDATE, so that neither DeleteExpiredBindings nor the
+// deletion of a user removes a binding between the read and the write.
+// The begin, the lock and the read travel in one round trip, the writes in
+// a second, the commit in a third.
+//
+// An error from fn is returned unchanged and nothing is written. A result
+// with a binding of another AoR, one without an ID, or two with one ID
+// matches identity.ErrInvalid; two bindings with one ContactKey, or an ID
+// that belongs to another AoR's binding, identity.ErrConflict; either
+// changes nothing. On success it returns fn's result as fn returned it.
+//
+// fn runs inside the transaction, holding the AoR's lock: it must not call
+// this DB, and should be quick, since every other update of the AoR waits
+// for it. It may run more than once when PostgreSQL aborts the transaction
+// for a deadlock (with a concurrent user deletion, say); only the last
+// run's result is written.
+func (db *DB) UpdateBindings(ctx context.Context, aor string, now time.Time, fn func(current []sip.Binding) ([]sip.Binding, error)) ([]sip.Binding, error) {
+	const op = "postgres.UpdateBindings"
+	if aor == "" {
+		return nil, identity.Invalid(op, "aor", "address-of-record is empty")
+	}
+	if fn == nil {
+		return nil, identity.Invalid(op, "fn", "update function is nil")
+	}
+	var out []sip.Binding
+	err := retry(ctx, func() error {
+		var err error
+		out, err = db.updateBindings(ctx, op, aor, now, fn)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// updateBindings is one run of UpdateBindings' transaction.
+func (db *DB) updateBindings(ctx context.Context, op, aor string, now time.Time, fn func([]sip.Binding) ([]sip.Binding, error)) ([]sip.Binding, error) {
+	var all []sip.Binding
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	b.Queue(`SELECT pg_advisory_xact_lock($1, hashtext($2))`, lockClassBindings, aor)
+	b.Queue(`SELECT `+bindingColumns+` FROM bindings WHERE aor = $1 ORDER BY created_at, id FOR UPDATE`, aor).
+		Query(func(rows pgx.Rows) error {
+			var err error
+			all, err = scanBindings(rows)
+			return err
+		})
+	br := db.pool.SendBatch(ctx, b)
+	tx := br.Tx()
+	// The pool's transaction holds the connection until it ends: roll back
+	// on every path that does not commit (after a commit this is a no-op).
+	defer tx.Rollback(ctx)
+	if err := br.Close(); err != nil {
+		return nil, fail(op, err)
+	}
+
+	// stored holds the unexpired bindings as read; fn gets copies, so
+	// that what it changes in place is still seen as a change below.
+	nowMS := millis(now)
+	stored := make(map[string]*sip.Binding, len(all))
+	var current []sip.Binding
+	var drop []string
+	for i := range all {
+		b := &all[i]
+		if millis(b.ExpiresAt) <= nowMS {
+			drop = append(drop, b.ID)
+			continue
+		}
+		stored[b.ID] = b
+		c := *b
+		c.Path = slices.Clone(b.Path)
+		current = append(current, c)
+	}
+
+	next, err := fn(current)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkBindings(op, aor, next); err != nil {
+		return nil, err
+	}
+
+	// Plan the writes. A binding whose ContactKey changes is deleted and
+	// inserted again rather than updated, after every deletion: updating
+	// it in place could collide, in the middle of the transaction, with the
+	// old key of another binding that changes too.
+	var update, insert []*sip.Binding
+	for i := range next {
+		b := &next[i]
+		old, ok := stored[b.ID]
+		switch {
+		case !ok:
+			insert = append(insert, b)
+		case sameBinding(old, b):
+		case old.ContactKey != b.ContactKey:
+			drop = append(drop, b.ID)
+			insert = append(insert, b)
+		default:
+			update = append(update, b)
+		}
+		delete(stored, b.ID)
+	}
+	for i := range all { // left out of the result
+		if _, gone := stored[all[i].ID]; gone {
+			drop = append(drop, all[i].ID)
+		}
+	}
+
+	if len(drop) > 0 || len(update) > 0 || len(insert) > 0 {
+		if err := writeBindings(ctx, tx, op, drop, update, insert); err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fail(op, err)
+	}
+	return next, nil
+}
+
+// writeBindings deletes the bindings with the ids in drop, then updates and
+// inserts bindings, in one batch on tx. Every update and insert must write
+// exactly one row: an update that matches none (its row changed under the
+// transaction, which the row locks rule out) is an internal error, not a
+// silent no-op. Constraint violations are mapped to identity errors.
+func writeBindings(ctx context.Context, tx pgx.Tx, op string, drop []string, update, insert []*sip.Binding) error {
+	type write struct {
+		b   *sip.Binding
+		sql string
+	}
+	var ws []write
+	for _, b := range update {
+		ws = append(ws, write{b, updateBindingSQL})
+	}
+	for _, b := range insert {
+		ws = append(ws, write{b, insertBindingSQL})
+	}
+	batch := &pgx.Batch{}
+	if len(drop) > 0 {
+		batch.Queue(`DELETE FROM bindings WHERE id = ANY($1)`, drop)
+	}
+	for _, w := range ws {
+		path, err := encodePath(w.b.Path)
+		if err != nil {
+			return identity.Internal(op, err)
+		}
+		batch.Queue(w.sql, bindingArgs(w.b, path)...)
+	}
+	br := tx.SendBatch(ctx, batch)
+	defer br.Close()
+	if len(drop) > 0 {
+		if _, err := br.Exec(); err != nil {
+			return fail(op, err)
+		}
+	}
+	for _, w := range ws {
+		tag, err := br.Exec()
+		if err != nil {
+			switch constraint(err) {
+			case conBindingsPkey:
+				return identity.E(op, identity.CodeConflict, "binding id %q belongs to another address-of-record", w.b.ID)
+			case conBindingsContact:
+				return identity.E(op, identity.CodeConflict, "two bindings of %q for contact %q", w.b.AoR, w.b.ContactKey)
+			}
+			return fail(op, err)
+		}
+		if n := tag.RowsAffected(); n != 1 {
+			return identity.Internal(op, fmt.Errorf("binding %q: %d rows written, want 1", w.b.ID, n))
+		}
+	}
+	if err := br.Close(); err != nil {
+		return fail(op, err)
+	}
+	return nil
+}
+
+// Bindings returns the bindings of aor not expired at now (ExpiresAt after
+// now), sorted by CreatedAt, then ID. It takes no lock and never waits for
+// an update in progress: it sees the last committed bindings.
+func (db *DB) Bindings(ctx context.Context, aor string, now time.Time) ([]sip.Binding, error) {
+	const op = "postgres.Bindings"
+	bs, err := queryBindings(ctx, db.pool, `SELECT `+bindingColumns+` FROM bindings
+	WHERE aor = $1 AND expires_at > $2 ORDER BY created_at, id`, aor, millis(now))
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	return bs, nil
+}
+
+// DeleteExpiredBindings deletes the bindings that expired before before
+// (ExpiresAt earlier than before) and returns how many went. It deletes
+// in batches of expiredBatch, one statement each; an error stops it with
+// the earlier batches deleted. The expiry condition is stated on the
+// deleted row itself, not only in the subquery that picks the batch: a
+// binding refreshed by a concurrent REGISTER while this waited for its row
+// lock is re-checked against its new expiry and kept.
+func (db *DB) DeleteExpiredBindings(ctx context.Context, before time.Time) (int, error) {
+	const op = "postgres.DeleteExpiredBindings"
+	var total int64
+	for {
+		n, err := db.exec(ctx, op, `DELETE FROM bindings WHERE expires_at < $1 AND id IN (
+	SELECT id FROM bindings WHERE expires_at < $1 LIMIT $2)`, millis(before), expiredBatch)
+		if err != nil {
+			return int(total), err
+		}
+		total += n
+		if n < expiredBatch {
+			return int(total), nil
+		}
+	}
+}
+
+// CountBindings returns the number of bindings, of every AoR, not expired
+// at now.
+func (db *DB) CountBindings(ctx context.Context, now time.Time) (int, error) {
+	const op = "postgres.CountBindings"
+	var n int
+	if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM bindings WHERE expires_at > $1`, millis(now)).Scan(&n); err != nil {
+		return 0, fail(op, err)
+	}
+	return n, nil
+}
