@@ -49,6 +49,7 @@ func (s *Service) UpdateUser(ctx context.Context, id string, upd ProfileUpdate) 
 		u.UpdatedAt = s.timestamp()
 		return nil
 	})
+	s.changed()
 	if err != nil {
 		return nil, err
 	}
@@ -86,6 +87,7 @@ func (s *Service) SetRoles(ctx context.Context, id string, roles []Role) (*User,
 		u.UpdatedAt = s.timestamp()
 		return nil
 	})
+	s.changed()
 	if err != nil {
 		return nil, err
 	}

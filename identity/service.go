@@ -26,6 +26,10 @@ type Service struct {
 	sealer  *Sealer
 	realms  []string
 	now     func() time.Time
+	creds   *credCache // DigestHA1 answers; nil when turned off
+	// dummy is a sealed HA1 that DigestHA1 opens when it has none to
+	// open, so that every answer costs the same unsealing work.
+	dummy SIPCredential
 }
 
 // ServiceConfig holds what a Service needs. Realms are the SIP domains; an
@@ -42,6 +46,14 @@ type ServiceConfig struct {
 	Refresh RefreshStore
 	// Events receives the audit events of user changes (nil: dropped).
 	Events EventSink
+	// CacheEntries bounds the DigestHA1 cache (see DigestHA1): 0 means
+	// DefaultCacheEntries, a negative value turns the cache off.
+	CacheEntries int
+	// CacheCheckInterval is how often, at most, DigestHA1 reads the store's
+	// StampUsers, and so how long a change made by another process may take
+	// to be seen: 0 means DefaultCheckInterval, a negative value turns the
+	// cache off.
+	CacheCheckInterval time.Duration
 }
 
 // NewService returns a Service for cfg.
@@ -59,6 +71,10 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if cfg.Events == nil {
 		cfg.Events = nopSink{}
 	}
+	dummy, err := cfg.Sealer.Seal([]byte(strings.Repeat("0", 64)), SIPCredentialAAD("", "", SHA256, false))
+	if err != nil {
+		return nil, Internal("identity.NewService", err)
+	}
 	return &Service{
 		store:   cfg.Store,
 		refresh: cfg.Refresh,
@@ -68,7 +84,18 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		sealer:  cfg.Sealer,
 		realms:  append([]string(nil), cfg.Realms...),
 		now:     now,
+		creds:   newCredCache(cfg.Store, cfg.CacheEntries, cfg.CacheCheckInterval, now),
+		dummy:   SIPCredential{Algorithm: SHA256, Sealed: dummy},
 	}, nil
+}
+
+// changed forgets the cached DigestHA1 answers after a write to users. It
+// runs whether or not the write reported success: a failed commit may
+// still have landed, and a flush is cheap.
+func (s *Service) changed() {
+	if s.creds != nil {
+		s.creds.flush()
+	}
 }
 
 // Hasher returns the service's password hasher.
@@ -116,7 +143,9 @@ func (s *Service) CreateUser(ctx context.Context, nu NewUser) (*User, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.CreateUser(ctx, u, creds); err != nil {
+	err = s.store.CreateUser(ctx, u, creds)
+	s.changed()
+	if err != nil {
 		return nil, err
 	}
 	emit(ctx, s.events, u.CreatedAt, ActionUserCreated, u.ID, OutcomeSuccess, "username "+u.Username)
@@ -186,7 +215,9 @@ feed:
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := s.store.CreateUsers(ctx, users, creds); err != nil {
+	err := s.store.CreateUsers(ctx, users, creds)
+	s.changed()
+	if err != nil {
 		return nil, err
 	}
 	emit(ctx, s.events, s.timestamp(), ActionUserCreated, "", OutcomeSuccess, "imported "+strconv.Itoa(len(users))+" users")
@@ -333,7 +364,9 @@ func (s *Service) SetPassword(ctx context.Context, id, password string, tokenOnl
 	if err != nil {
 		return err
 	}
-	if err := s.store.SetCredentials(ctx, id, creds, only, s.timestamp()); err != nil {
+	err = s.store.SetCredentials(ctx, id, creds, only, s.timestamp())
+	s.changed()
+	if err != nil {
 		return err
 	}
 	emit(ctx, s.events, s.timestamp(), ActionPasswordChanged, id, OutcomeSuccess, "")
@@ -363,6 +396,7 @@ func (s *Service) SetActive(ctx context.Context, id string, active bool) (*User,
 		u.UpdatedAt = s.timestamp()
 		return nil
 	})
+	s.changed()
 	if err != nil {
 		return u, err
 	}
@@ -380,7 +414,9 @@ func (s *Service) DeleteUser(ctx context.Context, id string) error {
 	if err := s.guardLastAdmin(ctx, "identity.DeleteUser", id, "delete"); err != nil {
 		return err
 	}
-	if err := s.store.DeleteUser(ctx, id); err != nil {
+	err := s.store.DeleteUser(ctx, id)
+	s.changed()
+	if err != nil {
 		return err
 	}
 	emit(ctx, s.events, s.timestamp(), ActionUserDeleted, id, OutcomeSuccess, "")
@@ -518,33 +554,87 @@ func SortedRealms(realms []string) []string {
 // DigestHA1 returns the HA1 (lowercase hex) of the active, Digest-enabled
 // user called username (case-insensitive) for realm and alg, with the
 // user. qualified asks for the HA1 over "username@realm" (the client sent
-// its Digest username as user@domain). ok is false, with no error, when there is no such user, the user is
-// disabled or token-only, or has no HA1 for that realm and algorithm: the
-// caller must treat all of these alike. err is for broken infrastructure.
+// its Digest username as user@domain). ok is false, with no error, when
+// there is no such user, the user is disabled or token-only, or has no HA1
+// for that realm and algorithm: the caller must treat all of these alike,
+// and every answer, ok or not, costs one HA1 unsealing. err is for broken
+// infrastructure.
+//
+// Answers, negative ones included, are cached (ServiceConfig.CacheEntries)
+// with the HA1 still sealed. Every user change made through this Service
+// empties the cache at once. A change made elsewhere (the CLI on the same
+// database file, another node) is seen within CacheCheckInterval: the
+// store's StampUsers is read at most that often and a change empties the
+// cache; a store without ChangeStamper gets entries that live for one
+// interval. So an answer is at most one interval older than the database.
+// The returned user's LastLoginAt is the exception: a login does not empty
+// the cache (see StampUsers), so it may be older still.
 func (s *Service) DigestHA1(ctx context.Context, username, realm string, alg DigestAlgorithm, qualified bool) (u *User, ha1 string, ok bool, err error) {
-	const op = "identity.DigestHA1"
-	u, err = s.store.UserByName(ctx, username)
-	if errors.Is(err, ErrNotFound) {
-		return nil, "", false, nil
+	if s.creds == nil {
+		e, err := s.lookupHA1(ctx, username, realm, alg, qualified)
+		if err != nil {
+			return nil, "", false, err
+		}
+		return s.answerHA1(e)
 	}
+	k := credKey{user: UsernameKey(username), realm: realm, alg: alg, qualified: qualified}
+	gen, usable := s.creds.begin(ctx)
+	if usable {
+		if e, hit := s.creds.get(k); hit {
+			return s.answerHA1(e)
+		}
+	}
+	e, err := s.lookupHA1(ctx, username, realm, alg, qualified)
 	if err != nil {
 		return nil, "", false, err
+	}
+	if usable {
+		s.creds.put(k, e, gen)
+	}
+	return s.answerHA1(e)
+}
+
+// lookupHA1 reads the DigestHA1 answer from the store: a nil user in the
+// entry is a negative answer.
+func (s *Service) lookupHA1(ctx context.Context, username, realm string, alg DigestAlgorithm, qualified bool) (*credEntry, error) {
+	u, err := s.store.UserByName(ctx, username)
+	if errors.Is(err, ErrNotFound) {
+		return &credEntry{}, nil
+	}
+	if err != nil {
+		return nil, err
 	}
 	if !u.Active || u.TokenOnly {
-		return nil, "", false, nil
+		return &credEntry{}, nil
 	}
 	creds, err := s.store.Credentials(ctx, u.ID)
+	if errors.Is(err, ErrNotFound) {
+		return &credEntry{}, nil // deleted since UserByName
+	}
 	if err != nil {
-		return nil, "", false, err
+		return nil, err
 	}
 	for _, c := range creds.SIP {
 		if c.Algorithm == alg && c.Qualified == qualified && strings.EqualFold(c.Realm, realm) {
-			ha1, err := s.sealer.OpenHA1(u.ID, c)
-			if err != nil {
-				return nil, "", false, Internal(op, err)
-			}
-			return u, ha1, true, nil
+			return &credEntry{user: u, cred: c}, nil
 		}
 	}
-	return nil, "", false, nil
+	return &credEntry{}, nil
+}
+
+// answerHA1 unseals the HA1 of e. A negative entry unseals the dummy, so
+// that a cached "no" costs what a cached "yes" does.
+func (s *Service) answerHA1(e *credEntry) (*User, string, bool, error) {
+	const op = "identity.DigestHA1"
+	if e.user == nil {
+		if _, err := s.sealer.OpenHA1("", s.dummy); err != nil {
+			return nil, "", false, Internal(op, err)
+		}
+		return nil, "", false, nil
+	}
+	ha1, err := s.sealer.OpenHA1(e.user.ID, e.cred)
+	if err != nil {
+		return nil, "", false, Internal(op, err)
+	}
+	return e.user.Clone(), ha1, true, nil
 }
