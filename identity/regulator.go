@@ -2,7 +2,6 @@ package identity
 
 import (
 	"context"
-	"strings"
 	"time"
 )
 
@@ -18,6 +17,13 @@ type RegulatorConfig struct {
 	AddrWindow      time.Duration
 	AddrLock        time.Duration
 	Now             func() time.Time // nil means time.Now
+	// CheckInterval is how often, at most, Check reads the store's
+	// StampLocks when the store keeps change stamps (ChangeStamper and
+	// LockLister): Check then answers from a copy of the active locks in
+	// memory, reloaded when the stamp changes, and a lock placed by another
+	// process is seen within this interval. 0 means DefaultCheckInterval; a
+	// negative value makes every Check query the store.
+	CheckInterval time.Duration
 }
 
 // DefaultRegulatorConfig: 5 failures in 5 minutes lock a username for 15
@@ -34,9 +40,13 @@ func DefaultRegulatorConfig() RegulatorConfig {
 // and hold on every node. The HTTP login and the SIP registrar both use it,
 // and both call Check before any expensive work (database lookups of the
 // user, Argon2id, HA1 unsealing).
+//
+// Locks placed through a Regulator are seen by its own Check at once; share
+// one Regulator between the HTTP and SIP sides of a process.
 type Regulator struct {
 	store AttemptStore
 	cfg   RegulatorConfig
+	locks *lockSnapshot // nil: Check queries the store
 }
 
 // NewRegulator returns a Regulator over store.
@@ -44,11 +54,20 @@ func NewRegulator(store AttemptStore, cfg RegulatorConfig) *Regulator {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Regulator{store: store, cfg: cfg}
+	if cfg.CheckInterval == 0 {
+		cfg.CheckInterval = DefaultCheckInterval
+	}
+	r := &Regulator{store: store, cfg: cfg}
+	stamper, ok1 := store.(ChangeStamper)
+	lister, ok2 := store.(LockLister)
+	if ok1 && ok2 && cfg.CheckInterval > 0 {
+		r.locks = newLockSnapshot(stamper, lister, cfg.CheckInterval, cfg.Now)
+	}
+	return r
 }
 
 func userKey(username string) AttemptKey {
-	return AttemptKey{Kind: AttemptUser, Value: strings.ToLower(username)}
+	return AttemptKey{Kind: AttemptUser, Value: UsernameKey(username)}
 }
 
 func addrKey(addr string) AttemptKey { return AttemptKey{Kind: AttemptAddr, Value: addr} }
@@ -70,9 +89,13 @@ func keys(username, addr string) []AttemptKey {
 // username or the address is locked, nil when the attempt may proceed.
 func (r *Regulator) Check(ctx context.Context, username, addr string) error {
 	now := r.cfg.Now()
-	until, err := r.store.LockedUntil(ctx, keys(username, addr), now)
-	if err != nil {
-		return Internal("identity.Regulator.Check", err)
+	ks := keys(username, addr)
+	until, ok := r.locks.lockedUntil(ctx, ks, now)
+	if !ok {
+		var err error
+		if until, err = r.store.LockedUntil(ctx, ks, now); err != nil {
+			return Internal("identity.Regulator.Check", err)
+		}
 	}
 	if until.IsZero() {
 		return nil
@@ -111,6 +134,7 @@ func (r *Regulator) Failure(ctx context.Context, username, addr string) (locked 
 			if err := r.store.Lock(ctx, ru.key, now.Add(ru.lock)); err != nil {
 				return locked, Internal("identity.Regulator.Failure", err)
 			}
+			r.locks.add(ru.key, now.Add(ru.lock))
 			// Start counting afresh once the lock ends.
 			if err := r.store.ClearFailures(ctx, ru.key); err != nil {
 				return locked, Internal("identity.Regulator.Failure", err)
