@@ -32,6 +32,14 @@ func open(t testing.TB, url string) *postgres.DB {
 	return db
 }
 
+// withParam returns url with the query parameter kv ("name=value") added.
+func withParam(url, kv string) string {
+	if strings.Contains(url, "?") {
+		return url + "&" + kv
+	}
+	return url + "?" + kv
+}
+
 // conn returns a plain connection to the database at url, closed when t
 // ends, for looking behind the store's back.
 func conn(t testing.TB, url string) *pgx.Conn {
@@ -331,11 +339,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 func TestStoreOpenDispatchesPostgresURLs(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	for _, u := range []string{url, "postgresql" + strings.TrimPrefix(url, "postgres")} {
-		if strings.Contains(u, "?") {
-			u += "&pool_max_conns=2"
-		} else {
-			u += "?pool_max_conns=2"
-		}
+		u = withParam(u, "pool_max_conns=2")
 		st, err := store.Open(context.Background(), u)
 		if err != nil {
 			t.Fatalf("store.Open(%s): %v", u, err)
@@ -452,5 +456,56 @@ func TestTextPostgresCannotStoreIsInvalid(t *testing.T) {
 	}
 	if n, err := db.CountBindings(ctx, base); err != nil || n != 0 {
 		t.Errorf("CountBindings = %d, %v; want 0", n, err)
+	}
+}
+
+// TestStampBumpsOncePerTransaction checks the triggers of migration 0007 on
+// one connection (pool_max_conns=1), where a setting leaking from one
+// transaction into the next would show: a write of many rows bumps the
+// stamp by one, every later transaction bumps it again, and a transaction
+// that fails leaves it as it was.
+func TestStampBumpsOncePerTransaction(t *testing.T) {
+	db := open(t, withParam(pgtest.NewDatabase(t), "pool_max_conns=1"))
+	ctx := context.Background()
+	stamp := func() int64 {
+		t.Helper()
+		v, err := db.ChangeStamp(ctx, identity.StampUsers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	user := func(name string) *identity.User {
+		return &identity.User{ID: uuid.NewString(), Username: name, Roles: []identity.Role{identity.RoleUser},
+			Active: true, CreatedAt: base, UpdatedAt: base}
+	}
+	start := stamp()
+	batch := []*identity.User{user("a"), user("b"), user("c")}
+	if err := db.CreateUsers(ctx, batch, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := stamp(); got != start+1 {
+		t.Errorf("stamp after one CreateUsers of 3 users with roles = %d, want %d", got, start+1)
+	}
+	for i, u := range batch {
+		if _, err := db.UpdateUser(ctx, u.ID, func(u *identity.User) error { u.DisplayName = "x"; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if got := stamp(); got != start+2+int64(i) {
+			t.Errorf("stamp after update %d = %d, want %d", i, got, start+2+int64(i))
+		}
+	}
+	before := stamp()
+	if err := db.CreateUsers(ctx, []*identity.User{user("d"), user("A")}, nil); !errors.Is(err, identity.ErrConflict) {
+		t.Fatalf("CreateUsers with a taken name: %v, want a conflict", err)
+	}
+	if got := stamp(); got != before {
+		t.Errorf("stamp after a failed CreateUsers = %d, want %d", got, before)
+	}
+	if err := db.TouchLogin(ctx, batch[0].ID, base.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := stamp(); got != before {
+		t.Errorf("stamp after TouchLogin = %d, want %d: a login must not flush caches", got, before)
 	}
 }

@@ -92,9 +92,10 @@ func sortedRoles(roles []identity.Role) []identity.Role {
 	return slices.Compact(out)
 }
 
-// usernameKey is the case-insensitive unique key of a username.
-// Lower-casing in Go folds every script the same way on every backend.
-func usernameKey(name string) string { return strings.ToLower(name) }
+// usernameKey is the case-insensitive unique key of a username: the key
+// every store and identity's caches agree on. Lower-casing in Go folds
+// every script the same way on every backend.
+func usernameKey(name string) string { return identity.UsernameKey(name) }
 
 // emailKey is NULL (nil) for an empty email, so that users without one do
 // not collide in the UNIQUE constraint.
