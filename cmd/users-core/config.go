@@ -63,6 +63,7 @@ type UsersCoreConfig struct {
 	Password PasswordConfig `toml:"password"`
 	Lockout  LockoutConfig  `toml:"lockout"`
 	Audit    AuditConfig    `toml:"audit"`
+	Cache    CacheConfig    `toml:"cache"`
 }
 
 // AuditConfig is [users_core.audit]: the security event trail.
@@ -70,6 +71,19 @@ type AuditConfig struct {
 	// RetentionDays is how long audit events are kept; 0 keeps them
 	// forever.
 	RetentionDays int `toml:"retention_days"`
+}
+
+// CacheConfig is [users_core.cache]: the in-memory copies of Digest
+// credentials and brute-force locks that keep the database off the REGISTER
+// path.
+type CacheConfig struct {
+	// CheckIntervalMS is how often, at most, a node asks the database
+	// whether users or locks changed, and so how long a change made by
+	// another process takes to be seen; 0 turns both copies off.
+	CheckIntervalMS int `toml:"check_interval_ms"`
+	// CredentialEntries bounds the Digest answers kept; 0 turns the
+	// credential cache off.
+	CredentialEntries int `toml:"credential_entries"`
 }
 
 // HTTPConfig is [users_core.http].
@@ -240,6 +254,7 @@ func defaultConfig() Config {
 			AddrMaxFailures: 20, AddrWindowSeconds: 300, AddrLockSeconds: 900,
 		},
 		Audit: AuditConfig{RetentionDays: 90},
+		Cache: CacheConfig{CheckIntervalMS: 250, CredentialEntries: 100_000},
 		Password: PasswordConfig{
 			MinLength:         12,
 			MaxLength:         128,
@@ -345,6 +360,9 @@ func (c *Config) finish() error {
 	}
 	if u.Audit.RetentionDays < 0 || u.Audit.RetentionDays > 36500 {
 		return errors.New("config: audit.retention_days must be between 0 (keep forever) and 36500")
+	}
+	if ca := u.Cache; ca.CheckIntervalMS < 0 || ca.CheckIntervalMS > 60_000 || ca.CredentialEntries < 0 {
+		return errors.New("config: cache.check_interval_ms must be between 0 (no caching) and 60000, cache.credential_entries not negative (0 turns it off)")
 	}
 	if _, err := parsePrefixes(u.HTTP.TrustedProxies); err != nil {
 		return err

@@ -84,6 +84,9 @@ type App struct {
 	// Audit writes the security events to the store (audit.go).
 	Audit        *identity.Auditor
 	auditDropped uint64 // Audit.Dropped() at the last maintainAudit
+
+	regOnce   sync.Once
+	regulator *identity.Regulator // made by Regulator
 }
 
 // OpenApp creates the data directory, loads or creates the data key, opens
@@ -146,6 +149,9 @@ func OpenApp(ctx context.Context, cfg Config, logger zerolog.Logger) (*App, erro
 		Realms:  u.Domains,
 		Refresh: st,
 		Events:  events,
+		// The credential cache (issue 7): off when either setting is 0.
+		CacheEntries:       cacheEntries(u.Cache),
+		CacheCheckInterval: cacheInterval(u.Cache),
 	})
 	if err != nil {
 		return fail(fmt.Errorf("config: password: %w", err))
@@ -161,6 +167,24 @@ func (a *App) Close() error { return errors.Join(a.closeAudit(), a.Store.Close()
 
 // seconds converts a configured number of seconds.
 func seconds(n int) time.Duration { return time.Duration(n) * time.Second }
+
+// cacheInterval converts cache.check_interval_ms for identity, where a
+// negative interval (here 0) turns the in-memory copies off.
+func cacheInterval(c CacheConfig) time.Duration {
+	if c.CheckIntervalMS == 0 {
+		return -1
+	}
+	return time.Duration(c.CheckIntervalMS) * time.Millisecond
+}
+
+// cacheEntries converts cache.credential_entries for identity, where a
+// negative bound (here 0) turns the credential cache off.
+func cacheEntries(c CacheConfig) int {
+	if c.CredentialEntries == 0 {
+		return -1
+	}
+	return c.CredentialEntries
+}
 
 // OpenKeyring loads the signing keys (creating the first on an empty
 // database).
@@ -182,13 +206,19 @@ func (a *App) OpenKeyring(ctx context.Context) (*jwks.Keyring, error) {
 	return kr, nil
 }
 
-// Regulator returns the brute-force regulator configured for the App.
+// Regulator returns the brute-force regulator configured for the App. It
+// is one per App: it keeps the active locks in memory, and a lock placed by
+// the HTTP side must be seen by the SIP side at once, and the reverse.
 func (a *App) Regulator() *identity.Regulator {
-	l := a.Config.UsersCore.Lockout
-	return identity.NewRegulator(a.Store, identity.RegulatorConfig{
-		UserMaxFailures: l.UserMaxFailures, UserWindow: seconds(l.UserWindowSeconds), UserLock: seconds(l.UserLockSeconds),
-		AddrMaxFailures: l.AddrMaxFailures, AddrWindow: seconds(l.AddrWindowSeconds), AddrLock: seconds(l.AddrLockSeconds),
+	a.regOnce.Do(func() {
+		l := a.Config.UsersCore.Lockout
+		a.regulator = identity.NewRegulator(a.Store, identity.RegulatorConfig{
+			UserMaxFailures: l.UserMaxFailures, UserWindow: seconds(l.UserWindowSeconds), UserLock: seconds(l.UserLockSeconds),
+			AddrMaxFailures: l.AddrMaxFailures, AddrWindow: seconds(l.AddrWindowSeconds), AddrLock: seconds(l.AddrLockSeconds),
+			CheckInterval: cacheInterval(a.Config.UsersCore.Cache),
+		})
 	})
+	return a.regulator
 }
 
 // Tokens returns the token service signing with kr.
