@@ -13,6 +13,12 @@ import (
 
 // FilterConfig sets the pre-parse UDP filter.
 type FilterConfig struct {
+	// DropUserAgents lists substrings (ASCII case ignored) of the
+	// User-Agent values of scanners such as SIPVicious ("friendly-scanner"):
+	// their messages are dropped unanswered, on every transport. Empty (the
+	// default) drops none. Scanners can send any User-Agent, so this only
+	// spares the work and the answers for the stock tools.
+	DropUserAgents []string
 	// Rate is the datagrams per second one source IP may send (default
 	// 50; users-core's configured default is 500); Burst how many it may send at once (default 2×Rate). A
 	// negative Rate turns the filter off.
@@ -39,6 +45,15 @@ type FilterStats struct {
 	Ports         int    // source ip:ports tracked
 	PoolPruned    uint64 // idle entries removed from sipgo's UDP pool
 	PoolSize      int    // entries in sipgo's UDP pool now (-1: unknown)
+
+	// UserAgentDrops are messages (any transport) dropped for a
+	// User-Agent on the drop list.
+	UserAgentDrops uint64
+	// UnsafeDrops are messages (any transport) dropped because a header
+	// every response echoes (Via, From, To, Call-ID, CSeq, Record-Route,
+	// Timestamp) holds a control character: answering would send a header
+	// of the sender's choosing.
+	UnsafeDrops uint64
 }
 
 type ipState struct {
@@ -84,6 +99,7 @@ type ipState struct {
 type SourceFilter struct {
 	cfg      FilterConfig
 	disabled bool
+	agents   userAgentList
 
 	mu        sync.Mutex
 	ips       map[netip.Addr]*ipState
@@ -92,6 +108,7 @@ type SourceFilter struct {
 	pool      *sip.ConnectionPool
 
 	passed, dropped, overflow, pruned atomic.Uint64
+	uaDrops, unsafeDrops              atomic.Uint64
 }
 
 // NewSourceFilter builds a filter for cfg.
@@ -117,6 +134,7 @@ func NewSourceFilter(cfg FilterConfig) *SourceFilter {
 	return &SourceFilter{
 		cfg:      cfg,
 		disabled: cfg.Rate < 0,
+		agents:   newUserAgentList(cfg.DropUserAgents),
 		ips:      map[netip.Addr]*ipState{},
 		ports:    map[string]time.Time{},
 	}
@@ -129,9 +147,18 @@ func (f *SourceFilter) attach(pool *sip.ConnectionPool) {
 	f.mu.Unlock()
 }
 
-// Filter is the sip.TransportReadFilter.
+// Filter is the sip.TransportReadFilter. Each datagram is first
+// inspected (inspectRaw: control characters in echoed headers, the
+// User-Agent drop list; always on, lock-free), then rate-limited.
 func (f *SourceFilter) Filter(p sip.TransportReadProps, data []byte) ([]byte, error) {
-	if p.Transport != "UDP" || f.disabled {
+	if p.Transport != "UDP" {
+		return data, nil
+	}
+	if v := inspectRaw(data, f.agents); v != admit {
+		f.count(v)
+		return nil, nil
+	}
+	if f.disabled {
 		return data, nil
 	}
 	ip, key, ok := sourceOf(p.RemoteAddr)
@@ -242,6 +269,28 @@ func (f *SourceFilter) prunePool(stale []string) {
 	}
 }
 
+// admit is the check after parsing, for every request a handler gets:
+// inspectRequest, with the User-Agent checked only for the stream
+// transports (a UDP datagram had it checked before parsing). It reports
+// whether the request may be answered.
+func (f *SourceFilter) admit(req *sip.Request) bool {
+	v := inspectRequest(req, f.agents, req.Transport() != "UDP")
+	if v == admit {
+		return true
+	}
+	f.count(v)
+	return false
+}
+
+func (f *SourceFilter) count(v verdict) {
+	switch v {
+	case dropUserAgent:
+		f.uaDrops.Add(1)
+	case dropUnsafe:
+		f.unsafeDrops.Add(1)
+	}
+}
+
 // Stats returns the counters.
 func (f *SourceFilter) Stats() FilterStats {
 	f.mu.Lock()
@@ -251,6 +300,7 @@ func (f *SourceFilter) Stats() FilterStats {
 	}
 	f.mu.Unlock()
 	st.Passed, st.Dropped, st.OverflowDrops, st.PoolPruned = f.passed.Load(), f.dropped.Load(), f.overflow.Load(), f.pruned.Load()
+	st.UserAgentDrops, st.UnsafeDrops = f.uaDrops.Load(), f.unsafeDrops.Load()
 	return st
 }
 

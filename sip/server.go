@@ -236,11 +236,17 @@ func NewServer(cfg Config) (*Server, error) {
 // sipgo's UDP connection pool, for metrics.
 func (s *Server) FilterStats() FilterStats { return s.filter.Stats() }
 
-// tracked counts a handler in flight, so Shutdown can let it finish.
+// tracked counts a handler in flight, so Shutdown can let it finish. A
+// request the filter does not admit after parsing (a scanner's
+// User-Agent on a stream transport, a control character in a header the
+// answer would echo) gets no answer; sipgo then ends its transaction.
 func (s *Server) tracked(h func(*sip.Request, sip.ServerTransaction)) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		s.handlers.Add(1)
 		defer s.handlers.Done()
+		if !s.filter.admit(req) {
+			return
+		}
 		h(req, tx)
 	}
 }
