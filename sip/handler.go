@@ -53,7 +53,7 @@ func (s *Server) HandleRegister(req *sip.Request, tx sip.ServerTransaction) {
 		s.send(req, tx, res, false)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RegisterTimeout)
 	defer cancel()
 	var out outcome
 	res := s.register(ctx, req, tx, &out)
@@ -174,7 +174,7 @@ func (s *Server) verifyDigest(ctx context.Context, req *sip.Request, realm, addr
 	out.user = user
 	// Throttle before any lookup or hashing.
 	if err := s.cfg.Regulator.Check(ctx, user, addr); err != nil {
-		return s.lockedResponse(req, err, out), nil
+		return s.lockedResponse(ctx, req, err, out), nil
 	}
 	status := s.nonces.Check(c.Nonce, realm, alg)
 	if !supported || status == NonceInvalid || !s.offered(realm, alg) {
@@ -190,9 +190,7 @@ func (s *Server) verifyDigest(ctx context.Context, req *sip.Request, realm, addr
 	qualified := okName && user != c.Username
 	u, ha1, ok, err := s.cfg.Credentials.DigestHA1(ctx, user, realm, alg, qualified)
 	if err != nil {
-		out.reason = "credential lookup failed"
-		s.log.Error().Err(err).Msg("credential lookup")
-		return sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil), nil
+		return s.storeFailure(ctx, req, err, out, "credential lookup"), nil
 	}
 	if !ok || !okName {
 		ha1 = dummyHA1[:len(dummyHA1)-hexLenDiff(alg)]
@@ -267,7 +265,7 @@ type bearerIdentity struct {
 // when the token does not let the request through.
 func (s *Server) verifyBearer(ctx context.Context, req *sip.Request, realm, addr string, c *Credentials, out *outcome) (*sip.Response, bearerIdentity) {
 	if err := s.cfg.Regulator.Check(ctx, "", addr); err != nil {
-		return s.lockedResponse(req, err, out), bearerIdentity{}
+		return s.lockedResponse(ctx, req, err, out), bearerIdentity{}
 	}
 	if s.cfg.Verifier == nil {
 		out.reason = "Bearer not configured"
@@ -292,8 +290,7 @@ func (s *Server) verifyBearer(ctx context.Context, req *sip.Request, realm, addr
 	if claims.IssuerName == s.cfg.OwnIssuer && s.cfg.Users != nil {
 		u, err := s.cfg.Users.User(ctx, claims.Subject)
 		if err != nil && !errors.Is(err, identity.ErrNotFound) {
-			out.reason = "user lookup failed"
-			return sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil), bearerIdentity{}
+			return s.storeFailure(ctx, req, err, out, "user lookup"), bearerIdentity{}
 		}
 		if err != nil || !u.Active || u.ID != claims.Subject {
 			out.reason = "token user unknown or disabled"
@@ -328,14 +325,14 @@ func (s *Server) bearerError(req *sip.Request, realm, code string, status int) *
 	return res
 }
 
-// lockedResponse answers a locked user or banned address.
-func (s *Server) lockedResponse(req *sip.Request, err error, out *outcome) *sip.Response {
+// lockedResponse answers a locked user or banned address, or a failed
+// regulator check.
+func (s *Server) lockedResponse(ctx context.Context, req *sip.Request, err error, out *outcome) *sip.Response {
+	if identity.ErrorCode(err) != identity.CodeAccountLocked {
+		return s.storeFailure(ctx, req, err, out, "regulator check")
+	}
 	out.reason = "locked"
 	out.authFailed = true
-	if identity.ErrorCode(err) != identity.CodeAccountLocked {
-		s.log.Error().Err(err).Msg("regulator check")
-		return sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil)
-	}
 	res := sip.NewResponseFromRequest(req, 403, "Forbidden", nil)
 	if ra := identity.ErrorRetryAfter(err); ra > 0 {
 		res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(int(ra.Seconds()))))
@@ -423,9 +420,7 @@ func (s *Server) apply(ctx context.Context, req *sip.Request, rr *RegisterReques
 		return s.errorResponse(req, refused)
 	}
 	if err != nil {
-		out.reason = "binding update failed"
-		s.log.Error().Err(err).Str("aor", rr.AoR).Msg("binding update")
-		return sip.NewResponseFromRequest(req, 500, "Server Internal Error", nil)
+		return s.storeFailure(ctx, req, err, out, "binding update")
 	}
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 	for _, c := range OKContacts(bs, now) {

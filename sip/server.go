@@ -94,7 +94,12 @@ type Config struct {
 	WriteTimeout  time.Duration
 	MaxConnsPerIP int
 	MaxInFlight   int // REGISTERs handled at once; more get 503
-	// Filter rate-limits UDP datagrams per source IP before parsing.
+	// RegisterTimeout bounds how long one REGISTER may wait for the
+	// database and the token keys (default 2 s); past it the answer is
+	// 503 with Retry-After (overload.go).
+	RegisterTimeout time.Duration
+	// Filter rate-limits UDP datagrams per source IP before parsing, and
+	// drops scanners' User-Agents (filter.go, inspect.go).
 	Filter         FilterConfig
 	ServerHeader   string
 	Logger         zerolog.Logger
@@ -160,6 +165,9 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = 4096
+	}
+	if cfg.RegisterTimeout <= 0 {
+		cfg.RegisterTimeout = DefaultRegisterTimeout
 	}
 	if cfg.ServerHeader == "" {
 		cfg.ServerHeader = "users-core"
