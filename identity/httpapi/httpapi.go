@@ -140,14 +140,17 @@ func New(cfg Config) *Server {
 	return s
 }
 
-// ServeHTTP implements http.Handler.
+// ServeHTTP implements http.Handler. Every answer carries the security
+// headers, and a handler that panics is answered by recovered (panic.go).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-	s.mux.ServeHTTP(w, r)
+	aw := &answerWriter{ResponseWriter: w}
+	defer s.recovered(aw, r)
+	s.mux.ServeHTTP(aw, r)
 }
 
 // methods maps HTTP methods to handlers for one path.
