@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -95,4 +96,51 @@ func (a *App) closeAudit() error {
 		return fmt.Errorf("audit: writing the last events: %w", err)
 	}
 	return nil
+}
+
+// sipLockoutDetail begins the detail of a lockout event set by failed
+// SIP REGISTERs; the metrics tell the protocols apart by it.
+const sipLockoutDetail = "too many failed SIP REGISTERs"
+
+// auditLockouts returns r emitting an ActionLockout event to events (the
+// audit trail, its log line and the metrics) whenever a failed REGISTER
+// sets a lock, as identity.Tokens.Login does for HTTP logins. Actor and
+// subject are the Digest username, source the client address; the detail
+// says whether the username, the address or both are now locked.
+func auditLockouts(r sip.Regulator, events identity.EventSink) sip.Regulator {
+	return lockoutRegulator{Regulator: r, events: events}
+}
+
+type lockoutRegulator struct {
+	sip.Regulator
+	events identity.EventSink
+}
+
+// Failure records the failure and emits the event of a newly set lock.
+func (r lockoutRegulator) Failure(ctx context.Context, username, addr string) (bool, error) {
+	locked, err := r.Regulator.Failure(ctx, username, addr)
+	if locked {
+		r.events.Emit(identity.Event{
+			Time: time.Now().UTC(), Action: identity.ActionLockout,
+			Actor: username, Subject: username, Source: addr, Outcome: identity.OutcomeSuccess,
+			Detail: sipLockoutDetail + ": " + r.locks(ctx, username, addr),
+		})
+	}
+	return locked, err
+}
+
+// locks names the locks in force for username and addr. Failure reports
+// only that it set one; asking costs two reads, once per lock.
+func (r lockoutRegulator) locks(ctx context.Context, username, addr string) string {
+	var what []string
+	if username != "" && identity.ErrorCode(r.Check(ctx, username, "")) == identity.CodeAccountLocked {
+		what = append(what, "user locked")
+	}
+	if addr != "" && identity.ErrorCode(r.Check(ctx, "", addr)) == identity.CodeAccountLocked {
+		what = append(what, "address banned")
+	}
+	if len(what) == 0 {
+		return "user or address locked"
+	}
+	return strings.Join(what, ", ")
 }

@@ -130,11 +130,19 @@ type SIPConfig struct {
 	WriteTimeoutSeconds int    `toml:"write_timeout_seconds"`
 	MaxConnsPerIP       int    `toml:"max_conns_per_ip"`
 	MaxInFlight         int    `toml:"max_in_flight"`
+	// RegisterTimeoutSeconds bounds how long one REGISTER may wait for
+	// the database and token keys before it is answered 503 with
+	// Retry-After.
+	RegisterTimeoutSeconds int `toml:"register_timeout_seconds"`
 	// RatePerSource is the UDP datagrams per second one source IP may
 	// send before parsing (0 turns the filter off); RateBurst how many
 	// at once.
 	RatePerSource int `toml:"rate_per_source"`
 	RateBurst     int `toml:"rate_burst"`
+	// DropUserAgents are substrings (case ignored) of scanners'
+	// User-Agent values; their messages are dropped unanswered. Empty by
+	// default; the README suggests a list.
+	DropUserAgents []string `toml:"drop_user_agents"`
 	// UDPMaxResponse is the largest response sent over UDP, in bytes.
 	UDPMaxResponse int `toml:"udp_max_response"`
 	// Domains overrides settings per SIP domain: [users_core.sip.domains."example.com"].
@@ -245,7 +253,7 @@ func defaultConfig() Config {
 			UsernameClaims:       []string{"preferred_username", "username"},
 			NonceLifetimeSeconds: 300,
 			MinExpires:           60, MaxExpires: 86400, DefaultExpires: 3600, MaxContacts: 10, OverLimit: "reject",
-			ReadTimeoutSeconds: 900, WriteTimeoutSeconds: 10, MaxConnsPerIP: 64, MaxInFlight: 4096,
+			ReadTimeoutSeconds: 900, WriteTimeoutSeconds: 10, MaxConnsPerIP: 64, MaxInFlight: 4096, RegisterTimeoutSeconds: 2,
 			RatePerSource: 2000, RateBurst: 4000,
 			UDPMaxResponse: 1300,
 		},
@@ -555,6 +563,16 @@ func (c *Config) checkSIP() error {
 	if sc.NonceLifetimeSeconds < 10 || sc.ReadTimeoutSeconds < 0 || sc.WriteTimeoutSeconds < 0 || sc.UDPMaxResponse < 512 {
 		return errors.New("config: sip: nonce_lifetime_seconds must be at least 10, timeouts not negative, udp_max_response at least 512")
 	}
+	if sc.RegisterTimeoutSeconds < 1 || sc.RegisterTimeoutSeconds > 30 {
+		// Past 32 s (RFC 3261 Timer F) the client has given up on the answer.
+		return errors.New("config: sip.register_timeout_seconds must be between 1 and 30")
+	}
+	for i, ua := range sc.DropUserAgents {
+		// An empty entry would match every User-Agent.
+		if strings.TrimSpace(ua) == "" {
+			return fmt.Errorf("config: sip.drop_user_agents[%d] is empty, which would drop every client", i)
+		}
+	}
 	for d, dc := range sc.Domains {
 		if !contains(c.UsersCore.Domains, strings.ToLower(d)) {
 			return fmt.Errorf("config: sip.domains.%q is not one of the domains %v", d, c.UsersCore.Domains)
@@ -576,10 +594,11 @@ func (c *Config) checkSIP() error {
 	return nil
 }
 
-// sipFilter turns the rate keys into the SIP UDP filter's settings.
+// sipFilter turns the rate keys and the User-Agent drop list into the
+// SIP filter's settings.
 func sipFilter(sc SIPConfig) sip.FilterConfig {
 	if sc.RatePerSource == 0 {
-		return sip.FilterConfig{Rate: -1}
+		return sip.FilterConfig{Rate: -1, DropUserAgents: sc.DropUserAgents}
 	}
-	return sip.FilterConfig{Rate: float64(sc.RatePerSource), Burst: sc.RateBurst}
+	return sip.FilterConfig{Rate: float64(sc.RatePerSource), Burst: sc.RateBurst, DropUserAgents: sc.DropUserAgents}
 }

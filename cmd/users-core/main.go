@@ -111,7 +111,7 @@ func OpenApp(ctx context.Context, cfg Config, logger zerolog.Logger) (*App, erro
 	st, err := store.Open(ctx, u.DatabaseURL)
 	if err != nil {
 		undo()
-		return nil, fmt.Errorf("cannot open database %s: %w", u.DatabaseURL, err)
+		return nil, fmt.Errorf("cannot open database %s: %w", redactURL(u.DatabaseURL), err)
 	}
 	if err := checkDataKey(ctx, st, key, u.DataKeyFile); err != nil {
 		st.Close()
@@ -376,6 +376,10 @@ type Main struct {
 	metrics   *metrics // metrics.go
 	debugSrv  *http.Server
 	readiness *readiness // GET /ready
+
+	// wrapBindings, when a test sets it, wraps the registrar's binding
+	// store (a slow store, for the overload answers).
+	wrapBindings func(sip.BindingStore) sip.BindingStore
 }
 
 // Run opens the App, creates the first admin on an empty database, opens
@@ -459,6 +463,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if m.sipSrv, err = m.newSIPServer(ctx, bg); err != nil {
 			return err
 		}
+		m.metrics.sipFilter(m.sipSrv.FilterStats)
 		var tlsConf *tls.Config
 		if on(sc.TLS) || on(sc.WSS) {
 			cert, err := tls.LoadX509KeyPair(sc.TLSCert, sc.TLSKey)
@@ -536,6 +541,10 @@ func (m *Main) newSIPServer(ctx, bg context.Context) (*sip.Server, error) {
 	if sc.OverLimit == "drop-oldest" {
 		over = sip.OverLimitDropOldest
 	}
+	var bindings sip.BindingStore = m.app.Store
+	if m.wrapBindings != nil {
+		bindings = m.wrapBindings(bindings)
+	}
 	// sipgo refuses UDP messages larger than UDPMTUSize-200.
 	sipgo.UDPMTUSize = sc.UDPMaxResponse + 200
 	return sip.NewServer(sip.Config{
@@ -553,9 +562,10 @@ func (m *Main) newSIPServer(ctx, bg context.Context) (*sip.Server, error) {
 		OwnIssuer:             "users-core",
 		UsernameClaims:        sc.UsernameClaims,
 		BindingsOutliveTokens: sc.BindingsOutliveTokens,
-		Regulator:             m.metrics.regulator(m.app.Regulator()),
+		Regulator:             auditLockouts(m.app.Regulator(), m.app.Events),
 		Outcomes:              chainOutcomes(auditRegisterFailures(m.app.Audit), m.metrics.sipOutcome),
-		Bindings:              m.app.Store,
+		Bindings:              bindings,
+		RegisterTimeout:       seconds(sc.RegisterTimeoutSeconds),
 		Policy: sip.Policy{MinExpires: sc.MinExpires, MaxExpires: sc.MaxExpires, DefaultExpires: sc.DefaultExpires,
 			MaxContacts: sc.MaxContacts, OverLimit: over},
 		Node:          node,
@@ -665,8 +675,11 @@ func (m *Main) Close() error {
 	return errors.Join(errs...)
 }
 
-// redactURL hides a password in a database URL for logs.
+// redactURL hides a password in a database URL for logs and error
+// messages: the userinfo's and any query parameter named like password
+// (pgx reads password= and sslpassword=).
 func redactURL(s string) string {
+	s = passwordParamRE.ReplaceAllString(s, "${1}xxxxx")
 	if i := strings.Index(s, "://"); i >= 0 {
 		rest := s[i+3:]
 		if at := strings.LastIndex(rest, "@"); at >= 0 {
@@ -677,3 +690,5 @@ func redactURL(s string) string {
 	}
 	return s
 }
+
+var passwordParamRE = regexp.MustCompile(`(?i)([?&][a-z_]*password=)[^&#]*`)

@@ -184,7 +184,7 @@ func (mt *metrics) Emit(e identity.Event) {
 			mt.logins.WithLabelValues("failure").Inc()
 		}
 	case identity.ActionLockout:
-		mt.lockouts.WithLabelValues("http").Inc()
+		mt.lockouts.WithLabelValues(lockoutProtocol(e)).Inc()
 	case identity.ActionTokenRefreshed:
 		mt.tokensIssued.WithLabelValues("refresh").Inc()
 	case identity.ActionRefreshReused:
@@ -277,24 +277,54 @@ func (v *countingVerifier) Verify(ctx context.Context, token string) (*jwks.Clai
 	return c, err
 }
 
-// regulator returns r counting the locks it sets as SIP lockouts (HTTP
-// login lockouts arrive as identity events).
-func (mt *metrics) regulator(r sip.Regulator) sip.Regulator {
-	return countingRegulator{Regulator: r, lockouts: mt.lockouts.WithLabelValues("sip")}
-}
-
-type countingRegulator struct {
-	sip.Regulator
-	lockouts prometheus.Counter
-}
-
-// Failure records the failure and counts a newly set lock.
-func (r countingRegulator) Failure(ctx context.Context, username, addr string) (bool, error) {
-	locked, err := r.Regulator.Failure(ctx, username, addr)
-	if locked {
-		r.lockouts.Inc()
+// lockoutProtocol tells a lockout set by failed SIP REGISTERs
+// (auditLockouts) from one set by HTTP logins.
+func lockoutProtocol(e identity.Event) string {
+	if strings.HasPrefix(e.Detail, sipLockoutDetail) {
+		return "sip"
 	}
-	return locked, err
+	return "http"
+}
+
+// sipFilter registers the SIP filter's counters (sip.FilterStats), read
+// from stats at each scrape: what it dropped by reason, what it let
+// through, the sources it tracks and sipgo's UDP connection pool.
+func (mt *metrics) sipFilter(stats func() sip.FilterStats) {
+	const ns = "users_core"
+	for _, d := range []struct {
+		reason string
+		count  func(sip.FilterStats) uint64
+	}{
+		{"rate", func(s sip.FilterStats) uint64 { return s.Dropped }},
+		{"table_full", func(s sip.FilterStats) uint64 { return s.OverflowDrops }},
+		{"user_agent", func(s sip.FilterStats) uint64 { return s.UserAgentDrops }},
+		{"unsafe_header", func(s sip.FilterStats) uint64 { return s.UnsafeDrops }},
+	} {
+		mt.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: ns, Name: "sip_filter_dropped_total",
+			Help: "SIP messages dropped unanswered by the filter, by reason: rate (over a source IP's UDP rate), " +
+				"table_full (UDP source tables full), user_agent (drop_user_agents), unsafe_header (control character in a header the answer would echo).",
+			ConstLabels: prometheus.Labels{"reason": d.reason},
+		}, func() float64 { return float64(d.count(stats())) }))
+	}
+	mt.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: ns, Name: "sip_filter_passed_total",
+			Help: "UDP datagrams the per-source rate filter let through (0 while it is off).",
+		}, func() float64 { return float64(stats().Passed) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: ns, Name: "sip_filter_sources",
+			Help: "Source IP addresses the UDP rate filter tracks now.",
+		}, func() float64 { return float64(stats().Sources) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: ns, Name: "sip_udp_pool_entries",
+			Help: "Entries in sipgo's UDP connection pool now (one per recent source ip:port).",
+		}, func() float64 { return float64(stats().PoolSize) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: ns, Name: "sip_udp_pool_pruned_total",
+			Help: "Idle source entries the filter removed from sipgo's UDP connection pool.",
+		}, func() float64 { return float64(stats().PoolPruned) }),
+	)
 }
 
 // instrument counts and times every request by the pattern the API's mux
