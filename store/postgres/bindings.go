@@ -219,16 +219,16 @@ func (db *DB) UpdateBindings(ctx context.Context, aor string, now time.Time, fn 
 // updateBindings is one run of UpdateBindings' transaction.
 func (db *DB) updateBindings(ctx context.Context, op, aor string, now time.Time, fn func([]sip.Binding) ([]sip.Binding, error)) ([]sip.Binding, error) {
 	var all []sip.Binding
-	b := &pgx.Batch{}
-	b.BeginTx(pgx.TxOptions{})
-	b.Queue(`SELECT pg_advisory_xact_lock($1, hashtext($2))`, lockClassBindings, aor)
-	b.Queue(`SELECT `+bindingColumns+` FROM bindings WHERE aor = $1 ORDER BY created_at, id FOR UPDATE`, aor).
+	read := &pgx.Batch{}
+	read.BeginTx(pgx.TxOptions{})
+	read.Queue(`SELECT pg_advisory_xact_lock($1, hashtext($2))`, lockClassBindings, aor)
+	read.Queue(`SELECT `+bindingColumns+` FROM bindings WHERE aor = $1 ORDER BY created_at, id FOR UPDATE`, aor).
 		Query(func(rows pgx.Rows) error {
 			var err error
 			all, err = scanBindings(rows)
 			return err
 		})
-	br := db.pool.SendBatch(ctx, b)
+	br := db.pool.SendBatch(ctx, read)
 	tx := br.Tx()
 	// The pool's transaction holds the connection until it ends: roll back
 	// on every path that does not commit (after a commit this is a no-op).

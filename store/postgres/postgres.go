@@ -23,6 +23,17 @@
 // transaction mode add default_query_exec_mode=exec (pgx otherwise caches
 // prepared statements per connection).
 //
+// # Schema
+//
+// The tables and columns are store/sqlite's, migration for migration (the
+// same numbers and names), in PostgreSQL's dialect: times are BIGINT Unix
+// milliseconds, UTC, as in SQLite, so precision and comparisons are the
+// same on both backends; flags are BOOLEAN, binary values BYTEA; text that
+// is sorted or paged over uses the "C" collation, the byte order of
+// SQLite's BINARY, whatever the database's default. One difference is
+// PostgreSQL's: TEXT holds only valid UTF-8 without NUL bytes, so a write of
+// such a value fails with identity.ErrInvalid where SQLite stores it.
+//
 // # Several nodes
 //
 // Where store/sqlite relies on its single writer, this package takes
