@@ -64,7 +64,8 @@ func Open(ctx context.Context, url string) (Store, error) {
 	}
 	scheme, _, ok := strings.Cut(url, "://")
 	if !ok {
-		return nil, fmt.Errorf("store: database URL %q has no scheme (want sqlite://PATH or postgres://HOST/DB)", url)
+		// Not echoed: a URL without a scheme may still hold a password.
+		return nil, fmt.Errorf("store: the database URL has no scheme (want sqlite://PATH or postgres://HOST/DB)")
 	}
 	return nil, fmt.Errorf("store: unsupported database scheme %q (supported: sqlite, postgres, postgresql)", scheme)
 }

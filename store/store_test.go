@@ -25,11 +25,16 @@ func TestOpenSQLiteURL(t *testing.T) {
 
 func TestOpenRefusesUnknownSchemes(t *testing.T) {
 	for url, want := range map[string]string{
-		"mysql://u@h/db": `unsupported database scheme "mysql"`,
-		"users.db":       "has no scheme",
+		"mysql://u@h/db":                    `unsupported database scheme "mysql"`,
+		"users.db":                          "has no scheme",
+		"admin:s3cret@db.example.com/users": "has no scheme",
 	} {
-		if _, err := store.Open(context.Background(), url); err == nil || !strings.Contains(err.Error(), want) {
+		_, err := store.Open(context.Background(), url)
+		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", url, err, want)
+		}
+		if err != nil && strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%s: the error shows the password: %v", url, err)
 		}
 	}
 }
