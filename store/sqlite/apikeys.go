@@ -85,7 +85,7 @@ func (db *DB) CreateAPIKey(ctx context.Context, k *identity.APIKey, hash []byte)
 	case isForeignKeyViolation(err):
 		return identity.E(op, identity.CodeNotFound, "user not found")
 	}
-	return identity.Internal(op, err)
+	return storeErr(op, err)
 }
 
 // APIKeyByID returns the key with id and its hash, whatever its state, or
@@ -97,7 +97,7 @@ func (db *DB) APIKeyByID(ctx context.Context, id string) (*identity.APIKey, []by
 		return nil, nil, identity.E(op, identity.CodeNotFound, "API key not found")
 	}
 	if err != nil {
-		return nil, nil, identity.Internal(op, err)
+		return nil, nil, storeErr(op, err)
 	}
 	return k, hash, nil
 }
@@ -110,19 +110,19 @@ func (db *DB) ListAPIKeys(ctx context.Context, userID string) ([]*identity.APIKe
 	rows, err := db.r.QueryContext(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE user_id = ?
 	ORDER BY created_at DESC, rowid DESC`, userID)
 	if err != nil {
-		return nil, identity.Internal(op, err)
+		return nil, storeErr(op, err)
 	}
 	defer rows.Close()
 	keys := []*identity.APIKey{}
 	for rows.Next() {
 		k, _, err := scanAPIKey(rows)
 		if err != nil {
-			return nil, identity.Internal(op, err)
+			return nil, storeErr(op, err)
 		}
 		keys = append(keys, k)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, identity.Internal(op, err)
+		return nil, storeErr(op, err)
 	}
 	return keys, nil
 }
@@ -135,18 +135,18 @@ func (db *DB) RevokeAPIKey(ctx context.Context, id string, at time.Time) error {
 	return db.inWriteTx(ctx, op, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`, millis(at), id)
 		if err != nil {
-			return identity.Internal(op, err)
+			return storeErr(op, err)
 		}
 		n, err := res.RowsAffected()
 		if err != nil {
-			return identity.Internal(op, err)
+			return storeErr(op, err)
 		}
 		if n > 0 {
 			return nil
 		}
 		var exists bool
 		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = ?)`, id).Scan(&exists); err != nil {
-			return identity.Internal(op, err)
+			return storeErr(op, err)
 		}
 		if !exists {
 			return identity.E(op, identity.CodeNotFound, "API key not found")
@@ -172,12 +172,12 @@ func (db *DB) TouchAPIKeys(ctx context.Context, lastUsed map[string]time.Time) e
 		st, err := tx.PrepareContext(ctx, `UPDATE api_keys SET last_used_at = ?1
 	WHERE id = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)`)
 		if err != nil {
-			return identity.Internal(op, err)
+			return storeErr(op, err)
 		}
 		defer st.Close()
 		for _, id := range ids {
 			if _, err := st.ExecContext(ctx, millis(lastUsed[id]), id); err != nil {
-				return identity.Internal(op, err)
+				return storeErr(op, err)
 			}
 		}
 		return nil

@@ -23,11 +23,11 @@ func (db *DB) RecordFailure(ctx context.Context, key identity.AttemptKey, at, si
 	err := db.inWriteTx(ctx, op, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO auth_failures (kind, value, at) VALUES (?, ?, ?)`,
 			string(key.Kind), key.Value, millis(at)); err != nil {
-			return identity.Internal(op, err)
+			return storeErr(op, err)
 		}
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM auth_failures WHERE kind = ? AND value = ? AND at >= ?`,
 			string(key.Kind), key.Value, millis(since)).Scan(&n); err != nil {
-			return identity.Internal(op, err)
+			return storeErr(op, err)
 		}
 		return nil
 	})
@@ -49,14 +49,14 @@ func (db *DB) ClearFailures(ctx context.Context, key identity.AttemptKey) error 
 	err := db.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM auth_failures WHERE kind = ? AND value = ?)`,
 		string(key.Kind), key.Value).Scan(&any)
 	if err != nil {
-		return identity.Internal(op, err)
+		return storeErr(op, err)
 	}
 	if any == 0 {
 		return nil
 	}
 	if _, err := db.w.ExecContext(ctx, `DELETE FROM auth_failures WHERE kind = ? AND value = ?`,
 		string(key.Kind), key.Value); err != nil {
-		return identity.Internal(op, err)
+		return storeErr(op, err)
 	}
 	return nil
 }
@@ -68,7 +68,7 @@ func (db *DB) Lock(ctx context.Context, key identity.AttemptKey, until time.Time
 	if _, err := db.w.ExecContext(ctx, `INSERT INTO auth_locks (kind, value, until) VALUES (?, ?, ?)
 	ON CONFLICT (kind, value) DO UPDATE SET until = max(until, excluded.until)`,
 		string(key.Kind), key.Value, millis(until)); err != nil {
-		return identity.Internal(op, err)
+		return storeErr(op, err)
 	}
 	return nil
 }
@@ -95,7 +95,7 @@ func (db *DB) LockedUntil(ctx context.Context, keys []identity.AttemptKey, now t
 	q.WriteString(`)`)
 	var until sql.NullInt64
 	if err := db.r.QueryRowContext(ctx, q.String(), args...).Scan(&until); err != nil {
-		return time.Time{}, identity.Internal(op, err)
+		return time.Time{}, storeErr(op, err)
 	}
 	return optTime(until), nil
 }
@@ -113,11 +113,11 @@ func (db *DB) PruneAttempts(ctx context.Context, before time.Time) (int, error) 
 		} {
 			res, err := tx.ExecContext(ctx, query, millis(before))
 			if err != nil {
-				return identity.Internal(op, err)
+				return storeErr(op, err)
 			}
 			n, err := res.RowsAffected()
 			if err != nil {
-				return identity.Internal(op, err)
+				return storeErr(op, err)
 			}
 			total += n
 		}

@@ -30,12 +30,12 @@ func (db *DB) AppendAudit(ctx context.Context, events []identity.Event) error {
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO audit_events (at, action, actor, subject, source, outcome, detail)
 	VALUES (?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
-			return identity.Internal(op, err)
+			return storeErr(op, err)
 		}
 		defer stmt.Close()
 		for _, e := range events {
 			if _, err := stmt.ExecContext(ctx, millis(e.Time), e.Action, e.Actor, e.Subject, e.Source, e.Outcome, e.Detail); err != nil {
-				return identity.Internal(op, err)
+				return storeErr(op, err)
 			}
 		}
 		return nil
@@ -89,7 +89,7 @@ func (db *DB) ListAudit(ctx context.Context, f identity.AuditFilter) (identity.A
 
 	rows, err := db.r.QueryContext(ctx, query, args...)
 	if err != nil {
-		return identity.AuditPage{}, identity.Internal(op, err)
+		return identity.AuditPage{}, storeErr(op, err)
 	}
 	defer rows.Close()
 	var page identity.AuditPage
@@ -99,13 +99,13 @@ func (db *DB) ListAudit(ctx context.Context, f identity.AuditFilter) (identity.A
 			at int64
 		)
 		if err := rows.Scan(&r.ID, &at, &r.Action, &r.Actor, &r.Subject, &r.Source, &r.Outcome, &r.Detail); err != nil {
-			return identity.AuditPage{}, identity.Internal(op, err)
+			return identity.AuditPage{}, storeErr(op, err)
 		}
 		r.Time = fromMillis(at)
 		page.Records = append(page.Records, r)
 	}
 	if err := rows.Err(); err != nil {
-		return identity.AuditPage{}, identity.Internal(op, err)
+		return identity.AuditPage{}, storeErr(op, err)
 	}
 	if len(page.Records) > limit {
 		page.Records = page.Records[:limit]
@@ -136,18 +136,18 @@ func (db *DB) PruneAudit(ctx context.Context, before time.Time) (int, error) {
 	total := 0
 	for {
 		if err := ctx.Err(); err != nil {
-			return total, identity.Internal(op, err)
+			return total, storeErr(op, err)
 		}
 		var n int64
 		err := db.inWriteTx(ctx, op, func(tx *sql.Tx) error {
 			res, err := tx.ExecContext(ctx, `DELETE FROM audit_events WHERE id IN (
 	SELECT id FROM audit_events WHERE at < ? ORDER BY at LIMIT ?)`, millis(before), pruneChunk)
 			if err != nil {
-				return identity.Internal(op, err)
+				return storeErr(op, err)
 			}
 			n, err = res.RowsAffected()
 			if err != nil {
-				return identity.Internal(op, err)
+				return storeErr(op, err)
 			}
 			return nil
 		})

@@ -251,7 +251,7 @@ func (db *DB) applyBindings(ctx context.Context, tx *sql.Tx, aor string, now tim
 	const op = "sqlite.UpdateBindings"
 	all, err := queryBindings(ctx, tx.StmtContext(ctx, db.bindings.ofAoR), aor)
 	if err != nil {
-		return nil, identity.Internal(op, err)
+		return nil, storeErr(op, err)
 	}
 	// stored holds the unexpired bindings as read; fn gets copies, so
 	// that what it changes in place is still seen as a change below.
@@ -311,7 +311,7 @@ func (db *DB) applyBindings(ctx context.Context, tx *sql.Tx, aor string, now tim
 		del := tx.StmtContext(ctx, db.bindings.del)
 		for _, id := range drop {
 			if _, err := del.ExecContext(ctx, id); err != nil {
-				return nil, identity.Internal(op, err)
+				return nil, storeErr(op, err)
 			}
 		}
 	}
@@ -340,7 +340,7 @@ func (db *DB) applyBindings(ctx context.Context, tx *sql.Tx, aor string, now tim
 func writeBinding(ctx context.Context, stmt *sql.Stmt, op string, b *sip.Binding) error {
 	path, err := encodePath(b.Path)
 	if err != nil {
-		return identity.Internal(op, err)
+		return storeErr(op, err)
 	}
 	res, err := stmt.ExecContext(ctx, bindingArgs(b, path)...)
 	if err == nil {
@@ -349,7 +349,7 @@ func writeBinding(ctx context.Context, stmt *sql.Stmt, op string, b *sip.Binding
 			err = fmt.Errorf("binding %q: %d rows written, want 1", b.ID, n)
 		}
 		if err != nil {
-			return identity.Internal(op, err)
+			return storeErr(op, err)
 		}
 		return nil
 	}
@@ -362,7 +362,7 @@ func writeBinding(ctx context.Context, stmt *sql.Stmt, op string, b *sip.Binding
 			return identity.E(op, identity.CodeConflict, "two bindings of %q for contact %q", b.AoR, b.ContactKey)
 		}
 	}
-	return identity.Internal(op, err)
+	return storeErr(op, err)
 }
 
 // Bindings returns the bindings of aor not expired at now (ExpiresAt after
@@ -372,7 +372,7 @@ func (db *DB) Bindings(ctx context.Context, aor string, now time.Time) ([]sip.Bi
 	const op = "sqlite.Bindings"
 	bs, err := queryBindings(ctx, db.bindings.current, aor, millis(now))
 	if err != nil {
-		return nil, identity.Internal(op, err)
+		return nil, storeErr(op, err)
 	}
 	return bs, nil
 }
@@ -389,11 +389,11 @@ func (db *DB) DeleteExpiredBindings(ctx context.Context, before time.Time) (int,
 		res, err := db.w.ExecContext(ctx, `DELETE FROM bindings WHERE id IN (
 	SELECT id FROM bindings WHERE expires_at < ? LIMIT ?)`, millis(before), expiredBatch)
 		if err != nil {
-			return int(total), identity.Internal(op, err)
+			return int(total), storeErr(op, err)
 		}
 		n, err := res.RowsAffected()
 		if err != nil {
-			return int(total), identity.Internal(op, err)
+			return int(total), storeErr(op, err)
 		}
 		total += n
 		if n < expiredBatch {
@@ -408,7 +408,7 @@ func (db *DB) CountBindings(ctx context.Context, now time.Time) (int, error) {
 	const op = "sqlite.CountBindings"
 	var n int
 	if err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM bindings WHERE expires_at > ?`, millis(now)).Scan(&n); err != nil {
-		return 0, identity.Internal(op, err)
+		return 0, storeErr(op, err)
 	}
 	return n, nil
 }

@@ -17,7 +17,7 @@ func (db *DB) BindingByID(ctx context.Context, id string) (*sip.Binding, error) 
 		return nil, identity.E(op, identity.CodeNotFound, "registration not found")
 	}
 	if err != nil {
-		return nil, identity.Internal(op, err)
+		return nil, storeErr(op, err)
 	}
 	return &b, nil
 }

@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/rvoip/users-core/identity"
 	"github.com/rvoip/users-core/sip"
 )
 
@@ -113,7 +112,7 @@ func (c *committer) stop() error {
 	for {
 		select {
 		case u := <-c.queue:
-			c.finish(u, nil, identity.Internal("sqlite.UpdateBindings", errClosed))
+			c.finish(u, nil, storeErr("sqlite.UpdateBindings", errClosed))
 		default:
 			var errs []error
 			for _, st := range []*sql.Stmt{c.savepoint, c.release, c.rollbackTo} {
@@ -133,9 +132,9 @@ func (c *committer) submit(ctx context.Context, aor string, now time.Time, fn fu
 	select {
 	case c.queue <- u:
 	case <-c.quit:
-		return nil, identity.Internal(op, errClosed)
+		return nil, storeErr(op, errClosed)
 	case <-ctx.Done():
-		return nil, identity.Internal(op, ctx.Err())
+		return nil, storeErr(op, ctx.Err())
 	}
 	var err error
 	select {
@@ -147,7 +146,7 @@ func (c *committer) submit(ctx context.Context, aor string, now time.Time, fn fu
 		err = errClosed
 	}
 	if u.state.CompareAndSwap(0, 2) {
-		return nil, identity.Internal(op, err) // withdrawn: never applied
+		return nil, storeErr(op, err) // withdrawn: never applied
 	}
 	// Taken: its fate is decided by the group's commit; wait for it.
 	<-u.done
@@ -199,7 +198,7 @@ func (c *committer) commit(group []*bindingUpdate) {
 		if u.state.CompareAndSwap(0, 1) {
 			live = append(live, u)
 		} else {
-			c.finish(u, nil, identity.Internal(op, context.Canceled))
+			c.finish(u, nil, storeErr(op, context.Canceled))
 		}
 	}
 	if len(live) == 0 {
@@ -209,7 +208,7 @@ func (c *committer) commit(group []*bindingUpdate) {
 	defer cancel()
 	fail := func(err error) {
 		for _, u := range live {
-			c.finish(u, nil, identity.Internal(op, err))
+			c.finish(u, nil, storeErr(op, err))
 		}
 	}
 	tx, err := c.db.w.BeginTx(ctx, nil)
@@ -227,7 +226,7 @@ func (c *committer) commit(group []*bindingUpdate) {
 			return
 		}
 		if err := tx.Commit(); err != nil {
-			c.finish(u, nil, identity.Internal(op, err))
+			c.finish(u, nil, storeErr(op, err))
 			return
 		}
 		c.groups.Add(1)

@@ -26,29 +26,29 @@ func (db *DB) KeySet(ctx context.Context) (jwks.KeySet, error) {
 	// neither query or by both.
 	tx, err := db.r.BeginTx(ctx, nil)
 	if err != nil {
-		return jwks.KeySet{}, identity.Internal(op, err)
+		return jwks.KeySet{}, storeErr(op, err)
 	}
 	defer tx.Rollback()
 
 	var set jwks.KeySet
 	err = tx.QueryRowContext(ctx, `SELECT version FROM signing_keyset WHERE id = 1`).Scan(&set.Version)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return jwks.KeySet{}, identity.Internal(op, err)
+		return jwks.KeySet{}, storeErr(op, err)
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT `+keyColumns+` FROM signing_keys ORDER BY created_at, kid`)
 	if err != nil {
-		return jwks.KeySet{}, identity.Internal(op, err)
+		return jwks.KeySet{}, storeErr(op, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		k, err := scanKey(rows)
 		if err != nil {
-			return jwks.KeySet{}, identity.Internal(op, err)
+			return jwks.KeySet{}, storeErr(op, err)
 		}
 		set.Keys = append(set.Keys, k)
 	}
 	if err := rows.Err(); err != nil {
-		return jwks.KeySet{}, identity.Internal(op, err)
+		return jwks.KeySet{}, storeErr(op, err)
 	}
 	return set, nil
 }
@@ -90,31 +90,31 @@ func (db *DB) SaveKeySet(ctx context.Context, prev int64, keys []jwks.StoredKey)
 		var cur int64
 		err := tx.QueryRowContext(ctx, `SELECT version FROM signing_keyset WHERE id = 1`).Scan(&cur)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return identity.Internal(op, err)
+			return storeErr(op, err)
 		}
 		if cur != prev {
 			return jwks.ErrKeySetChanged
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM signing_keys`); err != nil {
-			return identity.Internal(op, err)
+			return storeErr(op, err)
 		}
 		if len(keys) > 0 {
 			stmt, err := tx.PrepareContext(ctx, `INSERT INTO signing_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 			if err != nil {
-				return identity.Internal(op, err)
+				return storeErr(op, err)
 			}
 			defer stmt.Close()
 			for _, k := range keys {
 				_, err := stmt.ExecContext(ctx, k.KID, k.Algorithm, string(k.State), nonNil(k.PublicDER), nonNil(k.PrivateSealed),
 					millis(k.CreatedAt), millis(k.ActivateAt), optMillis(k.RetiredAt), optMillis(k.RemoveAt))
 				if err != nil {
-					return identity.Internal(op, err)
+					return storeErr(op, err)
 				}
 			}
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO signing_keyset (id, version) VALUES (1, ?)
 	ON CONFLICT (id) DO UPDATE SET version = excluded.version`, next); err != nil {
-			return identity.Internal(op, err)
+			return storeErr(op, err)
 		}
 		return nil
 	})

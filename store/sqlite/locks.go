@@ -14,7 +14,7 @@ func (db *DB) ActiveLocks(ctx context.Context, now time.Time) ([]identity.Attemp
 	const op = "sqlite.ActiveLocks"
 	rows, err := db.stamps.activeLocks.QueryContext(ctx, millis(now))
 	if err != nil {
-		return nil, identity.Internal(op, err)
+		return nil, storeErr(op, err)
 	}
 	defer rows.Close()
 	var out []identity.AttemptLock
@@ -24,7 +24,7 @@ func (db *DB) ActiveLocks(ctx context.Context, now time.Time) ([]identity.Attemp
 			until       int64
 		)
 		if err := rows.Scan(&kind, &value, &until); err != nil {
-			return nil, identity.Internal(op, err)
+			return nil, storeErr(op, err)
 		}
 		out = append(out, identity.AttemptLock{
 			Key:   identity.AttemptKey{Kind: identity.AttemptKind(kind), Value: value},
@@ -32,7 +32,7 @@ func (db *DB) ActiveLocks(ctx context.Context, now time.Time) ([]identity.Attemp
 		})
 	}
 	if err := rows.Err(); err != nil {
-		return nil, identity.Internal(op, err)
+		return nil, storeErr(op, err)
 	}
 	return out, nil
 }

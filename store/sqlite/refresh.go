@@ -73,7 +73,7 @@ func insertRefreshToken(ctx context.Context, tx *sql.Tx, op string, t *identity.
 	case isForeignKeyViolation(err):
 		return identity.E(op, identity.CodeNotFound, "user not found")
 	}
-	return identity.Internal(op, err)
+	return storeErr(op, err)
 }
 
 // isForeignKeyViolation reports whether err is SQLite's answer to a
@@ -103,7 +103,7 @@ func (db *DB) RefreshTokenByHash(ctx context.Context, hash []byte) (*identity.Re
 		return nil, identity.E(op, identity.CodeNotFound, "refresh token not found")
 	}
 	if err != nil {
-		return nil, identity.Internal(op, err)
+		return nil, storeErr(op, err)
 	}
 	return t, nil
 }
@@ -126,16 +126,16 @@ func (db *DB) RotateRefreshToken(ctx context.Context, oldID string, rotatedAt ti
 	WHERE id = ? AND rotated_at IS NULL AND revoked_at IS NULL`,
 			millis(rotatedAt), next.ID, successorSealed, oldID)
 		if err != nil {
-			return identity.Internal(op, err)
+			return storeErr(op, err)
 		}
 		n, err := res.RowsAffected()
 		if err != nil {
-			return identity.Internal(op, err)
+			return storeErr(op, err)
 		}
 		if n == 0 {
 			var exists bool
 			if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE id = ?)`, oldID).Scan(&exists); err != nil {
-				return identity.Internal(op, err)
+				return storeErr(op, err)
 			}
 			if !exists {
 				return identity.E(op, identity.CodeNotFound, "refresh token not found")
@@ -153,7 +153,7 @@ func (db *DB) RevokeRefreshFamily(ctx context.Context, familyID string, at time.
 	const op = "sqlite.RevokeRefreshFamily"
 	if _, err := db.w.ExecContext(ctx, `UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL`,
 		millis(at), familyID); err != nil {
-		return identity.Internal(op, err)
+		return storeErr(op, err)
 	}
 	return nil
 }
@@ -167,14 +167,14 @@ func (db *DB) RevokeUserRefreshTokens(ctx context.Context, userID string, at tim
 	err := db.inWriteTx(ctx, op, func(tx *sql.Tx) error {
 		if err := tx.QueryRowContext(ctx, `SELECT count(DISTINCT family_id) FROM refresh_tokens WHERE user_id = ? AND revoked_at IS NULL`,
 			userID).Scan(&families); err != nil {
-			return identity.Internal(op, err)
+			return storeErr(op, err)
 		}
 		if families == 0 {
 			return nil
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL`,
 			millis(at), userID); err != nil {
-			return identity.Internal(op, err)
+			return storeErr(op, err)
 		}
 		return nil
 	})
@@ -197,14 +197,14 @@ func (db *DB) PruneRefreshTokens(ctx context.Context, before, graceEnd time.Time
 	SELECT family_id FROM refresh_tokens WHERE absolute_expires_at < ?1 OR revoked_at < ?1
 	UNION SELECT family_id FROM refresh_tokens GROUP BY family_id HAVING MAX(idle_expires_at) < ?1)`, millis(before))
 		if err != nil {
-			return identity.Internal(op, err)
+			return storeErr(op, err)
 		}
 		if deleted, err = res.RowsAffected(); err != nil {
-			return identity.Internal(op, err)
+			return storeErr(op, err)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET successor_sealed = NULL
 	WHERE successor_sealed IS NOT NULL AND rotated_at < ?`, millis(graceEnd)); err != nil {
-			return identity.Internal(op, err)
+			return storeErr(op, err)
 		}
 		return nil
 	})

@@ -26,7 +26,7 @@ func (db *DB) Secret(ctx context.Context, name string, gen func() ([]byte, error
 		return v, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
-		return nil, identity.Internal(op, err)
+		return nil, storeErr(op, err)
 	}
 
 	gv, err := gen()
@@ -39,10 +39,10 @@ func (db *DB) Secret(ctx context.Context, name string, gen func() ([]byte, error
 	err = db.inWriteTx(ctx, op, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO secrets (name, value, created_at) VALUES (?, ?, ?)
 	ON CONFLICT (name) DO NOTHING`, name, gv, millis(db.Now())); err != nil {
-			return identity.Internal(op, err)
+			return storeErr(op, err)
 		}
 		if err := tx.QueryRowContext(ctx, `SELECT value FROM secrets WHERE name = ?`, name).Scan(&v); err != nil {
-			return identity.Internal(op, err)
+			return storeErr(op, err)
 		}
 		return nil
 	})

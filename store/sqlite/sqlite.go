@@ -195,10 +195,10 @@ func escapeURIPath(p string) string {
 func (db *DB) Ping(ctx context.Context) error {
 	const op = "sqlite.Ping"
 	if err := db.w.PingContext(ctx); err != nil {
-		return identity.Internal(op, err)
+		return storeErr(op, err)
 	}
 	if err := db.r.PingContext(ctx); err != nil {
-		return identity.Internal(op, err)
+		return storeErr(op, err)
 	}
 	return nil
 }
@@ -246,14 +246,14 @@ func (db *DB) Close() error {
 func (db *DB) inWriteTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
-		return identity.Internal(op, err)
+		return storeErr(op, err)
 	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return identity.Internal(op, err)
+		return storeErr(op, err)
 	}
 	return nil
 }
@@ -300,4 +300,17 @@ func boolInt(b bool) int64 {
 		return 1
 	}
 	return 0
+}
+
+// storeErr wraps a database failure for op. SQLite's "busy" and "locked"
+// (another process held the write lock past busy_timeout, or a checkpoint
+// did) are CodeUnavailable with a short RetryAfter, so the SIP side answers
+// 503 and the HTTP side 503 instead of an internal error; everything else
+// is CodeInternal.
+func storeErr(op string, err error) *identity.Error {
+	if isCode(err, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) {
+		return &identity.Error{Op: op, Code: identity.CodeUnavailable, Message: "database busy, try again",
+			Err: err, RetryAfter: time.Second}
+	}
+	return identity.Internal(op, err)
 }

@@ -53,7 +53,7 @@ func (db *DB) ChangeStamp(ctx context.Context, name string) (int64, error) {
 		return 0, identity.Invalid(op, "name", "no change stamp called %q", name)
 	}
 	if err != nil {
-		return 0, identity.Internal(op, err)
+		return 0, storeErr(op, err)
 	}
 	return v, nil
 }

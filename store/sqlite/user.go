@@ -138,15 +138,15 @@ func newInserter(ctx context.Context, op string, tx *sql.Tx) (*inserter, error) 
 	(id, username, username_key, email, email_key, display_name, display_name_key,
 	 active, token_only, password_hash, created_at, updated_at, last_login_at)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`); err != nil {
-		return nil, identity.Internal(op, err)
+		return nil, storeErr(op, err)
 	}
 	if ins.role, err = tx.PrepareContext(ctx, `INSERT INTO user_roles (user_id, role) VALUES (?, ?)`); err != nil {
 		ins.close()
-		return nil, identity.Internal(op, err)
+		return nil, storeErr(op, err)
 	}
 	if ins.creds, err = tx.PrepareContext(ctx, `INSERT INTO sip_credentials (user_id, realm, algorithm, qualified, sealed) VALUES (?, ?, ?, ?, ?)`); err != nil {
 		ins.close()
-		return nil, identity.Internal(op, err)
+		return nil, storeErr(op, err)
 	}
 	return ins, nil
 }
@@ -182,7 +182,7 @@ func (ins *inserter) insert(ctx context.Context, u *identity.User, creds *identi
 		if isUniqueViolation(err) {
 			return conflict(ctx, ins.tx, op, u, true)
 		}
-		return identity.Internal(op, err)
+		return storeErr(op, err)
 	}
 	if err := insertRoles(ctx, ins.role, op, u.ID, u.Roles); err != nil {
 		return err
@@ -195,7 +195,7 @@ func (ins *inserter) insert(ctx context.Context, u *identity.User, creds *identi
 func insertRoles(ctx context.Context, stmt *sql.Stmt, op, id string, roles []identity.Role) error {
 	for _, r := range sortedRoles(roles) {
 		if _, err := stmt.ExecContext(ctx, id, string(r)); err != nil {
-			return identity.Internal(op, err)
+			return storeErr(op, err)
 		}
 	}
 	return nil
@@ -213,7 +213,7 @@ func insertSIPCredentials(ctx context.Context, stmt *sql.Stmt, op, id string, cr
 			sealed = []byte{} // the column is NOT NULL; nil would bind as NULL
 		}
 		if _, err := stmt.ExecContext(ctx, id, c.Realm, string(c.Algorithm), boolInt(c.Qualified), sealed); err != nil {
-			return identity.Internal(op, err)
+			return storeErr(op, err)
 		}
 	}
 	return nil
@@ -233,20 +233,20 @@ func conflict(ctx context.Context, tx *sql.Tx, op string, u *identity.User, isNe
 		exclude = "" // ids are never empty, so this excludes no row
 	}
 	if ok, err := taken(`SELECT 1 FROM users WHERE username_key = ? AND id <> ?`, usernameKey(u.Username), exclude); err != nil {
-		return identity.Internal(op, err)
+		return storeErr(op, err)
 	} else if ok {
 		return identity.E(op, identity.CodeConflict, "username %q already exists", u.Username)
 	}
 	if k := emailKey(u.Email); k != nil {
 		if ok, err := taken(`SELECT 1 FROM users WHERE email_key = ? AND id <> ?`, k, exclude); err != nil {
-			return identity.Internal(op, err)
+			return storeErr(op, err)
 		} else if ok {
 			return identity.E(op, identity.CodeConflict, "email %q already exists", u.Email)
 		}
 	}
 	if isNew {
 		if ok, err := taken(`SELECT 1 FROM users WHERE id = ?`, u.ID); err != nil {
-			return identity.Internal(op, err)
+			return storeErr(op, err)
 		} else if ok {
 			return identity.E(op, identity.CodeConflict, "user id %q already exists", u.ID)
 		}
@@ -318,7 +318,7 @@ func getUser(ctx context.Context, op string, stmt *sql.Stmt, arg any) (*identity
 		return nil, identity.E(op, identity.CodeNotFound, "user not found")
 	}
 	if err != nil {
-		return nil, identity.Internal(op, err)
+		return nil, storeErr(op, err)
 	}
 	return u, nil
 }
@@ -369,19 +369,19 @@ func (db *DB) ListUsers(ctx context.Context, f identity.UserFilter) (identity.Us
 
 	rows, err := db.r.QueryContext(ctx, query, args...)
 	if err != nil {
-		return identity.UserPage{}, identity.Internal(op, err)
+		return identity.UserPage{}, storeErr(op, err)
 	}
 	defer rows.Close()
 	var page identity.UserPage
 	for rows.Next() {
 		u, err := scanUser(rows)
 		if err != nil {
-			return identity.UserPage{}, identity.Internal(op, err)
+			return identity.UserPage{}, storeErr(op, err)
 		}
 		page.Users = append(page.Users, u)
 	}
 	if err := rows.Err(); err != nil {
-		return identity.UserPage{}, identity.Internal(op, err)
+		return identity.UserPage{}, storeErr(op, err)
 	}
 	if len(page.Users) > limit {
 		page.Users = page.Users[:limit]
@@ -402,7 +402,7 @@ func (db *DB) CountUsers(ctx context.Context) (int, error) {
 	const op = "sqlite.CountUsers"
 	var n int
 	if err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM users`).Scan(&n); err != nil {
-		return 0, identity.Internal(op, err)
+		return 0, storeErr(op, err)
 	}
 	return n, nil
 }
@@ -426,7 +426,7 @@ func (db *DB) UpdateUser(ctx context.Context, id string, fn func(u *identity.Use
 			return identity.E(op, identity.CodeNotFound, "user not found")
 		}
 		if err != nil {
-			return identity.Internal(op, err)
+			return storeErr(op, err)
 		}
 		next := cur.Clone()
 		if err := fn(next); err != nil {
@@ -445,15 +445,15 @@ func (db *DB) UpdateUser(ctx context.Context, id string, fn func(u *identity.Use
 			if isUniqueViolation(err) {
 				return conflict(ctx, tx, op, next, false)
 			}
-			return identity.Internal(op, err)
+			return storeErr(op, err)
 		}
 		if !slices.Equal(sortedRoles(next.Roles), cur.Roles) {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM user_roles WHERE user_id = ?`, id); err != nil {
-				return identity.Internal(op, err)
+				return storeErr(op, err)
 			}
 			stmt, err := tx.PrepareContext(ctx, `INSERT INTO user_roles (user_id, role) VALUES (?, ?)`)
 			if err != nil {
-				return identity.Internal(op, err)
+				return storeErr(op, err)
 			}
 			defer stmt.Close()
 			if err := insertRoles(ctx, stmt, op, id, next.Roles); err != nil {
@@ -481,7 +481,7 @@ func (db *DB) DeleteUser(ctx context.Context, id string) error {
 func (db *DB) execOne(ctx context.Context, op, query string, args ...any) error {
 	res, err := db.w.ExecContext(ctx, query, args...)
 	if err != nil {
-		return identity.Internal(op, err)
+		return storeErr(op, err)
 	}
 	return mustAffect(op, res)
 }
@@ -490,7 +490,7 @@ func (db *DB) execOne(ctx context.Context, op, query string, args ...any) error 
 func mustAffect(op string, res sql.Result) error {
 	n, err := res.RowsAffected()
 	if err != nil {
-		return identity.Internal(op, err)
+		return storeErr(op, err)
 	}
 	if n == 0 {
 		return identity.E(op, identity.CodeNotFound, "user not found")
@@ -509,7 +509,7 @@ func (db *DB) Credentials(ctx context.Context, id string) (*identity.Credentials
 	WHERE u.id = ?
 	ORDER BY c.realm, c.algorithm, c.qualified`, id)
 	if err != nil {
-		return nil, identity.Internal(op, err)
+		return nil, storeErr(op, err)
 	}
 	defer rows.Close()
 	var creds *identity.Credentials
@@ -521,7 +521,7 @@ func (db *DB) Credentials(ctx context.Context, id string) (*identity.Credentials
 			sealed           []byte
 		)
 		if err := rows.Scan(&hash, &realm, &algorithm, &qualified, &sealed); err != nil {
-			return nil, identity.Internal(op, err)
+			return nil, storeErr(op, err)
 		}
 		if creds == nil {
 			creds = &identity.Credentials{PasswordHash: hash}
@@ -539,7 +539,7 @@ func (db *DB) Credentials(ctx context.Context, id string) (*identity.Credentials
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, identity.Internal(op, err)
+		return nil, storeErr(op, err)
 	}
 	if creds == nil {
 		return nil, identity.E(op, identity.CodeNotFound, "user not found")
@@ -563,20 +563,20 @@ func (db *DB) SetCredentials(ctx context.Context, id string, creds *identity.Cre
 		res, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ?, token_only = ?, updated_at = ? WHERE id = ?`,
 			hash, boolInt(tokenOnly), millis(updatedAt), id)
 		if err != nil {
-			return identity.Internal(op, err)
+			return storeErr(op, err)
 		}
 		if err := mustAffect(op, res); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM sip_credentials WHERE user_id = ?`, id); err != nil {
-			return identity.Internal(op, err)
+			return storeErr(op, err)
 		}
 		if creds == nil || len(creds.SIP) == 0 {
 			return nil
 		}
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO sip_credentials (user_id, realm, algorithm, qualified, sealed) VALUES (?, ?, ?, ?, ?)`)
 		if err != nil {
-			return identity.Internal(op, err)
+			return storeErr(op, err)
 		}
 		defer stmt.Close()
 		return insertSIPCredentials(ctx, stmt, op, id, creds)
