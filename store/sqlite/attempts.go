@@ -46,8 +46,7 @@ func (db *DB) ClearFailures(ctx context.Context, key identity.AttemptKey) error 
 	// writer. A failure recorded between the look and a skipped delete is
 	// one that came after this success, so keeping it is right.
 	var any int
-	err := db.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM auth_failures WHERE kind = ? AND value = ?)`,
-		string(key.Kind), key.Value).Scan(&any)
+	err := db.failuresExist.QueryRowContext(ctx, string(key.Kind), key.Value).Scan(&any)
 	if err != nil {
 		return storeErr(op, err)
 	}

@@ -54,6 +54,9 @@ type DB struct {
 	// Hot reads, prepared once on the reader pool: parsing the statement
 	// costs about as much as running it.
 	userByID, userByName, refreshByHash *sql.Stmt
+	// failuresExist runs on every successful REGISTER and login
+	// (ClearFailures).
+	failuresExist *sql.Stmt
 	// The statements of the bindings table (bindings.go).
 	bindings bindingStmts
 	// The statements of the api_keys table (apikeys.go).
@@ -216,6 +219,9 @@ func (db *DB) prepare(ctx context.Context) error {
 	if db.refreshByHash, err = db.r.PrepareContext(ctx, `SELECT `+refreshColumns+` FROM refresh_tokens WHERE hash = ?`); err != nil {
 		return err
 	}
+	if db.failuresExist, err = db.r.PrepareContext(ctx, `SELECT EXISTS (SELECT 1 FROM auth_failures WHERE kind = ? AND value = ?)`); err != nil {
+		return err
+	}
 	if err = db.stamps.prepare(ctx, db.r); err != nil {
 		return err
 	}
@@ -229,7 +235,7 @@ func (db *DB) prepare(ctx context.Context) error {
 // checkpoints the WAL into the database file.
 func (db *DB) Close() error {
 	errs := []error{db.commits.stop()} // first: it writes
-	for _, s := range []*sql.Stmt{db.userByID, db.userByName, db.refreshByHash} {
+	for _, s := range []*sql.Stmt{db.userByID, db.userByName, db.refreshByHash, db.failuresExist} {
 		if s != nil {
 			errs = append(errs, s.Close())
 		}
