@@ -25,8 +25,13 @@ const (
 // and able to fail ChangeStamp.
 type readCounter struct {
 	*sqlite.DB
-	byName, creds, stamps atomic.Int64
-	failStamp             atomic.Bool
+	byName, byID, creds, stamps atomic.Int64
+	failStamp                   atomic.Bool
+}
+
+func (c *readCounter) UserByID(ctx context.Context, id string) (*identity.User, error) {
+	c.byID.Add(1)
+	return c.DB.UserByID(ctx, id)
 }
 
 func (c *readCounter) UserByName(ctx context.Context, name string) (*identity.User, error) {
@@ -530,3 +535,49 @@ func benchDigestHA1(b *testing.B, entries int) {
 
 func BenchmarkDigestHA1Cached(b *testing.B)   { benchDigestHA1(b, 0) }
 func BenchmarkDigestHA1Uncached(b *testing.B) { benchDigestHA1(b, -1) }
+
+// TestCachedUserServesTokenSubjectsFromTheCache: CachedUser answers a
+// repeated ID from memory, sees a change made through the Service at once
+// and another process's change within the check interval, and caches "no
+// such user" too.
+func TestCachedUserServesTokenSubjectsFromTheCache(t *testing.T) {
+	ctx := context.Background()
+	w := newCacheWorld(t)
+	a, b := w.open(nil), w.open(nil)
+	u := a.create(identity.NewUser{Username: "carol", Password: password})
+	for range 3 {
+		got, err := a.svc.CachedUser(ctx, u.ID)
+		if err != nil || got.Username != "carol" || !got.Active {
+			t.Fatalf("CachedUser: %+v, %v", got, err)
+		}
+	}
+	if n := a.store.byID.Swap(0); n != 1 {
+		t.Fatalf("three lookups read the store %d times, want 1", n)
+	}
+	if _, err := a.svc.SetActive(ctx, u.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := a.svc.CachedUser(ctx, u.ID); err != nil || got.Active {
+		t.Fatalf("after SetActive(false) here: %+v, %v", got, err)
+	}
+	// Another process re-enables the user: seen after the interval.
+	if _, err := b.svc.CachedUser(ctx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.svc.SetActive(ctx, u.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	w.clock.advance(checkEvery)
+	if got, err := a.svc.CachedUser(ctx, u.ID); err != nil || !got.Active {
+		t.Fatalf("another process's change not seen after the interval: %+v, %v", got, err)
+	}
+	a.store.byID.Swap(0)
+	for range 2 {
+		if _, err := a.svc.CachedUser(ctx, "00000000-0000-4000-8000-000000000000"); !errors.Is(err, identity.ErrNotFound) {
+			t.Fatalf("unknown ID: %v, want ErrNotFound", err)
+		}
+	}
+	if n := a.store.byID.Load(); n != 1 {
+		t.Fatalf("two lookups of an unknown ID read the store %d times, want 1", n)
+	}
+}

@@ -339,6 +339,39 @@ func (s *Service) User(ctx context.Context, ref string) (*User, error) {
 	return s.store.UserByName(ctx, ref)
 }
 
+// CachedUser returns the user with ID id, like User with an ID, through
+// the cache DigestHA1 uses (same bound, same staleness: at most one
+// CacheCheckInterval older than the database, LastLoginAt older still).
+// It is for hot paths that check a token's subject on every request, such
+// as a SIP REGISTER with a Bearer token; admin views use User. A missing
+// user matches ErrNotFound.
+func (s *Service) CachedUser(ctx context.Context, id string) (*User, error) {
+	if s.creds == nil {
+		return s.store.UserByID(ctx, id)
+	}
+	k := credKey{user: "\x00id:" + id} // no username key starts with NUL
+	gen, usable := s.creds.begin(ctx)
+	if usable {
+		if e, hit := s.creds.get(k); hit {
+			if e.user == nil {
+				return nil, E("identity.CachedUser", CodeNotFound, "user not found")
+			}
+			return e.user.Clone(), nil
+		}
+	}
+	u, err := s.store.UserByID(ctx, id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	if usable {
+		s.creds.put(k, &credEntry{user: u}, gen)
+	}
+	if u == nil {
+		return nil, E("identity.CachedUser", CodeNotFound, "user not found")
+	}
+	return u.Clone(), nil
+}
+
 // ListUsers returns one page of users.
 func (s *Service) ListUsers(ctx context.Context, f UserFilter) (UserPage, error) {
 	return s.store.ListUsers(ctx, f)
