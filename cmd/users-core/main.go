@@ -501,6 +501,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 
 func on(addr string) bool { return addr != "" && addr != "off" }
 
+// tokenSubjects looks up the subjects of Bearer REGISTERs (user IDs)
+// through the Service's cache, so a WebRTC phone refreshing its
+// registration costs no database read (see identity.Service.CachedUser).
+type tokenSubjects struct{ svc *identity.Service }
+
+func (t tokenSubjects) User(ctx context.Context, id string) (*identity.User, error) {
+	return t.svc.CachedUser(ctx, id)
+}
+
 // newSIPServer builds the registrar from the configuration.
 func (m *Main) newSIPServer(ctx, bg context.Context) (*sip.Server, error) {
 	u := m.Config.UsersCore
@@ -557,7 +566,7 @@ func (m *Main) newSIPServer(ctx, bg context.Context) (*sip.Server, error) {
 		NonceSecret:           secret,
 		NonceLifetime:         seconds(sc.NonceLifetimeSeconds),
 		Credentials:           m.app.Users,
-		Users:                 m.app.Users,
+		Users:                 tokenSubjects{m.app.Users},
 		Verifier:              m.metrics.verifier("sip", verifier),
 		OwnIssuer:             "users-core",
 		UsernameClaims:        sc.UsernameClaims,
