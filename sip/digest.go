@@ -175,7 +175,8 @@ func DigestResponse(alg identity.DigestAlgorithm, ha1, nonce, nc, cnonce, qop, m
 // It checks the response only. The caller must also check, before
 // trusting it: the realm is ours, the nonce is authentic and fresh for
 // this realm and algorithm (NonceKeeper.Check), nc is new
-// (NonceCounter.Use, after this returns true), and the digest uri matches
+// (NonceCounter.Use, after this returns true, and across nodes
+// NonceCountStore.UseNonceCount), and the digest uri matches
 // the Request-URI (DigestURIMatches).
 func VerifyDigest(c *Credentials, ha1, method string) bool {
 	if c == nil || c.Scheme != SchemeDigest || c.Userhash {

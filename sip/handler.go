@@ -216,6 +216,9 @@ func (s *Server) verifyDigest(ctx context.Context, req *sip.Request, realm, addr
 		out.reason = "replayed nonce count"
 		return s.challenge(req, realm, false, false), nil
 	}
+	if res := s.useSharedNonceCount(ctx, req, realm, c, out); res != nil {
+		return res, nil
+	}
 	if err := s.cfg.Regulator.Success(ctx, user); err != nil {
 		s.log.Error().Err(err).Msg("clearing failed attempts")
 	}

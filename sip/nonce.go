@@ -231,8 +231,8 @@ func decodeNonce(s string) (raw [nonceRawLen]byte, ok bool) {
 
 // NonceCounter records nonce counts so a captured Authorization cannot be
 // replayed (RFC 7616 section 3.4: the server checks nc). ReplayGuard is
-// the in-memory implementation; a database-backed one can make the check
-// hold across nodes.
+// the in-memory implementation, per process; NonceCountStore is the
+// database-backed check that holds across nodes.
 type NonceCounter interface {
 	// Use returns true, and records nc, when nc is higher than every nc
 	// seen for nonce; false for a repeated or lower nc. expires is when the

@@ -65,6 +65,10 @@ type Config struct {
 
 	NonceSecret   []byte        // shared by every node
 	NonceLifetime time.Duration // default 5 minutes
+	// NonceCounts, when set, makes the nonce-count replay check hold
+	// across every node on the database; nil leaves it to this process's
+	// ReplayGuard (enough for one node).
+	NonceCounts NonceCountStore
 
 	Credentials CredentialSource
 	Users       Users

@@ -27,6 +27,7 @@ type Store interface {
 	identity.AuditStore
 	jwks.KeyStore
 	sip.BindingStore
+	sip.NonceCountStore
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the database.

@@ -550,6 +550,10 @@ func (m *Main) newSIPServer(ctx, bg context.Context) (*sip.Server, error) {
 	if sc.OverLimit == "drop-oldest" {
 		over = sip.OverLimitDropOldest
 	}
+	var nonceCounts sip.NonceCountStore
+	if sharedDatabase(u.DatabaseURL) {
+		nonceCounts = m.app.Store // replay refused at every node, not only the one that saw the count
+	}
 	var bindings sip.BindingStore = m.app.Store
 	if m.wrapBindings != nil {
 		bindings = m.wrapBindings(bindings)
@@ -565,6 +569,7 @@ func (m *Main) newSIPServer(ctx, bg context.Context) (*sip.Server, error) {
 		AuthzServer:           u.JWT.Issuer,
 		NonceSecret:           secret,
 		NonceLifetime:         seconds(sc.NonceLifetimeSeconds),
+		NonceCounts:           nonceCounts,
 		Credentials:           m.app.Users,
 		Users:                 tokenSubjects{m.app.Users},
 		Verifier:              m.metrics.verifier("sip", verifier),
@@ -597,8 +602,8 @@ func (m *Main) background(ctx context.Context, fn func(context.Context)) {
 	}()
 }
 
-// maintain prunes expired brute-force records, refresh tokens and audit
-// events every few minutes.
+// maintain prunes expired brute-force records, refresh tokens, bindings,
+// shared nonce counts and audit events every few minutes.
 func (m *Main) maintain(ctx context.Context, reg *identity.Regulator) {
 	t := time.NewTicker(5 * time.Minute)
 	defer t.Stop()
@@ -611,6 +616,11 @@ func (m *Main) maintain(ctx context.Context, reg *identity.Regulator) {
 		}
 		if _, err := m.app.Store.DeleteExpiredBindings(ctx, time.Now()); err != nil && ctx.Err() == nil {
 			m.Logger.Warn().Err(err).Msg("sweeping expired bindings")
+		}
+		if sharedDatabase(m.Config.UsersCore.DatabaseURL) {
+			if _, err := m.app.Store.DeleteExpiredNonceCounts(ctx, time.Now().Add(-nonceCountGrace)); err != nil && ctx.Err() == nil {
+				m.Logger.Warn().Err(err).Msg("sweeping expired nonce counts")
+			}
 		}
 		m.app.maintainAudit(ctx)
 		select {

@@ -1,0 +1,57 @@
+package postgres_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rvoip/users-core/store/postgres/pgtest"
+)
+
+// TestTwoPoolsShareNonceCounts runs the nonce-count race across two pools
+// on one database, as two nodes would: for each count, exactly one use in
+// all wins, and a count a node used is refused at the other.
+func TestTwoPoolsShareNonceCounts(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	nodes := [2]interface {
+		UseNonceCount(ctx context.Context, nonce string, nc uint32, expires time.Time) (bool, error)
+	}{open(t, url), open(t, url)}
+	ctx := context.Background()
+	exp := time.Now().Add(5 * time.Minute)
+	const nonce = "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	const counts, perNode = 20, 4
+	for nc := uint32(1); nc <= counts; nc++ {
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range 2 * perNode {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				ok, err := nodes[i%2].UseNonceCount(ctx, nonce, nc, exp)
+				if err != nil {
+					t.Errorf("node %d, nc %d: %v", i%2, nc, err)
+				}
+				if ok {
+					wins.Add(1)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if got := wins.Load(); got != 1 {
+			t.Fatalf("nc %d: %d uses won across two pools, want exactly 1", nc, got)
+		}
+	}
+	for i, n := range nodes {
+		if ok, err := n.UseNonceCount(ctx, nonce, counts, exp); ok || err != nil {
+			t.Errorf("node %d reusing nc %d: %v, %v; want refused", i, counts, ok, err)
+		}
+	}
+	if ok, err := nodes[1].UseNonceCount(ctx, nonce, counts+1, exp); !ok || err != nil {
+		t.Errorf("the next count: %v, %v", ok, err)
+	}
+}
