@@ -37,6 +37,9 @@ const (
 	// maxCASAttempts bounds how often one operation re-plans after losing a
 	// compare-and-swap to another node.
 	maxCASAttempts = 8
+	// missReloadInterval is the least time between two reloads of the key
+	// set for a kid it does not hold (Key).
+	missReloadInterval = time.Second
 )
 
 var (
@@ -89,8 +92,8 @@ type KeyInfo struct {
 // tokens in-process (it is a KeySource). The key set lives in a KeyStore
 // shared by all nodes; each node keeps a decrypted copy in memory and
 // changes the store only by compare-and-swap, so rotation needs no leader.
-// A Keyring is safe for concurrent use; SignJWT, Key, Keys and Document
-// never touch the store.
+// A Keyring is safe for concurrent use; SignJWT, Keys and Document never
+// touch the store, and Key only for a kid it does not hold.
 type Keyring struct {
 	store       KeyStore
 	sealer      Sealer
@@ -107,6 +110,11 @@ type Keyring struct {
 	privs map[string]*rsa.PrivateKey
 	// view is the last loaded or saved key set, read without locking.
 	view atomic.Pointer[keyView]
+
+	// missMu serialises the reloads Key makes for unknown kids; lastMiss
+	// is when the last one started (zero before the first).
+	missMu   sync.Mutex
+	lastMiss time.Time
 }
 
 // keyView is an immutable snapshot of the key set with everything derived
@@ -259,13 +267,53 @@ func keyOrder(a, b *StoredKey) int {
 // Key returns the public key and algorithm for kid if it is in the key set
 // (next, active or retired), and an error matching ErrUnknownKey otherwise.
 // It makes the Keyring a KeySource for verifying our own tokens in-process.
+//
+// A kid not in this node's copy of the key set may be a key another node
+// or the CLI has just added: after an emergency rotation (keys rotate
+// --now) the node that reloads first signs with the new key at once, and
+// its tokens would fail at every other node until that node's next Run
+// reload. So a miss reloads the key set from the store and looks again,
+// at most once per missReloadInterval (1 s): made-up kids cost one store
+// read a second, not one per token. Callers that miss while a reload is
+// under way wait for it. A failed reload is logged and the kid reported
+// unknown.
 func (k *Keyring) Key(ctx context.Context, kid string) (crypto.PublicKey, string, error) {
-	if v := k.view.Load(); v != nil {
-		if vk, ok := v.byKID[kid]; ok {
-			return vk.pub, AlgRS256, nil
-		}
+	if vk := k.lookup(kid); vk != nil {
+		return vk.pub, AlgRS256, nil
+	}
+	if vk := k.reloadForMiss(ctx, kid); vk != nil {
+		return vk.pub, AlgRS256, nil
 	}
 	return nil, "", ErrUnknownKey
+}
+
+// lookup returns kid's key in the current view, nil when it has none.
+func (k *Keyring) lookup(kid string) *viewKey {
+	if v := k.view.Load(); v != nil {
+		return v.byKID[kid]
+	}
+	return nil
+}
+
+// reloadForMiss reloads the key set for Key when the last such reload is
+// at least missReloadInterval old, and returns kid's key afterwards (nil
+// when it is still unknown).
+func (k *Keyring) reloadForMiss(ctx context.Context, kid string) *viewKey {
+	k.missMu.Lock()
+	defer k.missMu.Unlock()
+	if vk := k.lookup(kid); vk != nil {
+		return vk // a reload finished while this caller waited
+	}
+	now := k.now()
+	if !k.lastMiss.IsZero() && now.Sub(k.lastMiss) < missReloadInterval {
+		return nil
+	}
+	k.lastMiss = now
+	if err := k.Reload(ctx); err != nil {
+		k.log.Warn().Err(err).Msg("jwks: reloading the key set for an unknown kid")
+		return nil
+	}
+	return k.lookup(kid)
 }
 
 // Keys describes every key in the current view, by ActivateAt.
@@ -621,8 +669,10 @@ func nextIndex(keys []StoredKey, now time.Time) int {
 // (emergency) the new key is active at once and the current one is retired
 // now; a waiting next key is dropped (it never signed anything). Verifiers
 // that cached our JWKS then see an unknown kid and refetch it (rate-limited,
-// typically once per 5 minutes), and other nodes switch at their next Reload
-// (Run: within a minute). The retired key stays published for RetireAfter.
+// typically once per 5 minutes); other nodes verify the new key's tokens at
+// once (Key reloads for an unknown kid) and sign with it from their next
+// Reload (Run: within a minute). The retired key stays published for
+// RetireAfter.
 func (k *Keyring) Rotate(ctx context.Context, immediate bool) (KeyInfo, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
