@@ -28,7 +28,7 @@ type credKey struct {
 type credEntry struct {
 	user    *User // never handed out: callers get a Clone
 	cred    SIPCredential
-	expires int64 // Unix nanoseconds after which the entry is not used; 0: never
+	expires time.Duration // since the cache's epoch, when the entry stops being used; 0: never
 }
 
 // credShards is the number of independently locked parts of the cache, so
@@ -43,6 +43,7 @@ type credCache struct {
 	watch    *stampWatch // nil: no stamps, entries expire after ttl
 	ttl      time.Duration
 	now      func() time.Time
+	epoch    time.Time // entries' expiry times count from here (monotonic clock)
 	perShard int
 	seed     maphash.Seed
 	// gen counts flushes. A lookup notes it before reading the store and
@@ -75,6 +76,7 @@ func newCredCache(store UserStore, maxEntries int, interval time.Duration, now f
 	c := &credCache{
 		ttl:      interval,
 		now:      now,
+		epoch:    now(),
 		perShard: maxEntries / n,
 		seed:     maphash.MakeSeed(),
 		shards:   make([]credShard, n),
@@ -83,7 +85,7 @@ func newCredCache(store UserStore, maxEntries int, interval time.Duration, now f
 		c.shards[i].m = make(map[credKey]*credEntry)
 	}
 	if cs, ok := store.(ChangeStamper); ok {
-		c.watch = &stampWatch{src: cs, name: StampUsers, interval: interval, now: now}
+		c.watch = newStampWatch(cs, StampUsers, interval, now)
 	}
 	return c
 }
@@ -111,7 +113,7 @@ func (c *credCache) get(k credKey) (*credEntry, bool) {
 	s.mu.Lock()
 	e, ok := s.m[k]
 	s.mu.Unlock()
-	if !ok || (e.expires != 0 && c.now().UnixNano() >= e.expires) {
+	if !ok || (e.expires != 0 && c.now().Sub(c.epoch) >= e.expires) {
 		return nil, false
 	}
 	return e, true
@@ -122,7 +124,7 @@ func (c *credCache) get(k credKey) (*credEntry, bool) {
 // random place, so that entry is a random one, found without a scan.
 func (c *credCache) put(k credKey, e *credEntry, gen uint64) {
 	if c.watch == nil {
-		e.expires = c.now().Add(c.ttl).UnixNano()
+		e.expires = c.now().Sub(c.epoch) + c.ttl
 	}
 	s := c.shard(k)
 	s.mu.Lock()

@@ -533,6 +533,11 @@ func benchDigestHA1(b *testing.B, entries int) {
 	}
 }
 
+// BenchmarkDigestHA1Cached and BenchmarkDigestHA1Uncached compare with
+//
+//	go test -run '^$' -bench 'DigestHA1|RegulatorCheck' -benchmem -count 10 ./identity >bench.txt
+//	benchstat -filter '.name:/DigestHA1/' -col .name -row /user bench.txt
+//	benchstat -filter .name:RegulatorCheck -col /snapshot bench.txt
 func BenchmarkDigestHA1Cached(b *testing.B)   { benchDigestHA1(b, 0) }
 func BenchmarkDigestHA1Uncached(b *testing.B) { benchDigestHA1(b, -1) }
 

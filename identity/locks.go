@@ -31,7 +31,7 @@ type localLock struct {
 
 func newLockSnapshot(stamper ChangeStamper, lister LockLister, interval time.Duration, now func() time.Time) *lockSnapshot {
 	return &lockSnapshot{
-		watch:  &stampWatch{src: stamper, name: StampLocks, interval: interval, now: now},
+		watch:  newStampWatch(stamper, StampLocks, interval, now),
 		lister: lister,
 		locks:  map[AttemptKey]time.Time{},
 		local:  map[AttemptKey]localLock{},
