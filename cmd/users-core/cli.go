@@ -39,6 +39,13 @@ Usage:
   users-core apikey create NAME --name LABEL --scope S... [--expires DURATION] [--json]
   users-core apikey list NAME [--json] | revoke ID
   users-core keys list [--json] | rotate [--now]
+  users-core store copy --from URL --to URL [--force] [--batch N]
+                    copy every user, credential, key, token, API key, binding and
+                    audit event to another database (sqlite:// <-> postgres://),
+                    in one transaction, refusing a non-empty target unless --force
+                    (which deletes everything in it first). Sealed values (HA1,
+                    private keys) are copied as they are: the target needs the
+                    same data key (data.key or data_key)
   users-core version
 
 Common flags (every command):
@@ -127,6 +134,11 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 			return usagef("keys: missing subcommand (list, rotate)")
 		}
 		return c.keys(ctx, args[1], args[2:])
+	case "store":
+		if len(args) < 2 {
+			return usagef("store: missing subcommand (copy)")
+		}
+		return c.storeCmd(ctx, args[1], args[2:])
 	case "version":
 		if len(args) > 1 {
 			return usagef("version takes no arguments")
