@@ -51,12 +51,18 @@ func startMain(t testing.TB, dataDir string, mutate ...func(*Config)) *Main {
 // the decoded body.
 func call(t testing.TB, m *Main, method, path string, body any, headers ...string) (int, http.Header, map[string]any) {
 	t.Helper()
+	return callAt(t, m.HTTPAddr(), method, path, body, headers...)
+}
+
+// callAt is call on the HTTP listener at addr (a serve process's).
+func callAt(t testing.TB, addr, method, path string, body any, headers ...string) (int, http.Header, map[string]any) {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, "http://"+m.HTTPAddr()+path, rd)
+	req, err := http.NewRequest(method, "http://"+addr+path, rd)
 	if err != nil {
 		t.Fatal(err)
 	}
