@@ -605,6 +605,14 @@ func (m *Main) background(ctx context.Context, fn func(context.Context)) {
 // maintain prunes expired brute-force records, refresh tokens, bindings,
 // shared nonce counts and audit events every few minutes.
 func (m *Main) maintain(ctx context.Context, reg *identity.Regulator) {
+	// The first pass waits a little: started with the listeners, it would
+	// compete with start-up for the CPU and the single SQLite writer (a
+	// large sweep of expired bindings after a long stop, say).
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(10 * time.Second):
+	}
 	t := time.NewTicker(5 * time.Minute)
 	defer t.Stop()
 	for {
