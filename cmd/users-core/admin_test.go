@@ -264,6 +264,12 @@ func TestRegistrationsAPI(t *testing.T) {
 	if st != 200 || !strings.Contains(fmt.Sprint(body), "Phone/1") || !strings.Contains(fmt.Sprint(body), "UDP") {
 		t.Fatalf("own registrations: %d %v", st, body)
 	}
+	// The flow: which node holds it, and how the phone reached that node.
+	if regs, _ := body["registrations"].([]any); len(regs) != 1 {
+		t.Fatalf("own registrations: %v", body)
+	} else if r := regs[0].(map[string]any); r["node"] != "n1" || r["transport"] != "UDP" || r["source"] != "192.0.2.1:5060" {
+		t.Fatalf("registration flow: node %v, transport %v, source %v; want n1, UDP, 192.0.2.1:5060", r["node"], r["transport"], r["source"])
+	}
 	st, _, body = call(t, m, "GET", "/registrations?aor=sip:root@localhost", nil, e.aliceAuth...)
 	want(t, "another AoR", st, body, 403, "FORBIDDEN")
 	st, _, body = call(t, m, "GET", "/registrations", nil, e.rootAuth...)
