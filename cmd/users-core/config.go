@@ -144,6 +144,11 @@ type SIPConfig struct {
 	// default; the README suggests a list.
 	DropUserAgents []string `toml:"drop_user_agents"`
 	// UDPMaxResponse is the largest response sent over UDP, in bytes.
+	// The default is the largest UDP payload: a 200 must list every
+	// binding of the AoR (RFC 3261 section 10.3 step 8), and one that
+	// outgrows the path MTU is sent fragmented, as Kamailio and OpenSIPS
+	// do; a larger answer cannot be sent and is logged. Only an
+	// authenticated client gets a 200; a challenge is under 800 bytes.
 	UDPMaxResponse int `toml:"udp_max_response"`
 	// Domains overrides settings per SIP domain: [users_core.sip.domains."example.com"].
 	Domains map[string]SIPDomainConfig `toml:"domains"`
@@ -151,6 +156,10 @@ type SIPConfig struct {
 	// When absent the shipped rules apply.
 	ClientRules []ClientRuleConfig `toml:"client_rules"`
 }
+
+// maxUDPPayload is the largest UDP payload over IPv4 (65,535 minus the IP
+// and UDP headers).
+const maxUDPPayload = 65507
 
 // SIPDomainConfig is [users_core.sip.domains.NAME].
 type SIPDomainConfig struct {
@@ -255,7 +264,7 @@ func defaultConfig() Config {
 			MinExpires:           60, MaxExpires: 86400, DefaultExpires: 3600, MaxContacts: 10, OverLimit: "reject",
 			ReadTimeoutSeconds: 900, WriteTimeoutSeconds: 10, MaxConnsPerIP: 64, MaxInFlight: 4096, RegisterTimeoutSeconds: 2,
 			RatePerSource: 2000, RateBurst: 4000,
-			UDPMaxResponse: 1300,
+			UDPMaxResponse: maxUDPPayload,
 		},
 		Lockout: LockoutConfig{
 			UserMaxFailures: 5, UserWindowSeconds: 300, UserLockSeconds: 900,
@@ -560,8 +569,8 @@ func (c *Config) checkSIP() error {
 	if sc.RatePerSource < 0 || sc.RateBurst < 0 {
 		return errors.New("config: sip.rate_per_source and sip.rate_burst must not be negative")
 	}
-	if sc.NonceLifetimeSeconds < 10 || sc.ReadTimeoutSeconds < 0 || sc.WriteTimeoutSeconds < 0 || sc.UDPMaxResponse < 512 {
-		return errors.New("config: sip: nonce_lifetime_seconds must be at least 10, timeouts not negative, udp_max_response at least 512")
+	if sc.NonceLifetimeSeconds < 10 || sc.ReadTimeoutSeconds < 0 || sc.WriteTimeoutSeconds < 0 || sc.UDPMaxResponse < 512 || sc.UDPMaxResponse > maxUDPPayload {
+		return errors.New("config: sip: nonce_lifetime_seconds must be at least 10, timeouts not negative, udp_max_response between 512 and 65507")
 	}
 	if sc.RegisterTimeoutSeconds < 1 || sc.RegisterTimeoutSeconds > 30 {
 		// Past 32 s (RFC 3261 Timer F) the client has given up on the answer.

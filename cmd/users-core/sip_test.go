@@ -479,3 +479,29 @@ func TestSIPBearerFromATrustedIssuer(t *testing.T) {
 		t.Fatalf("a token for another user: %d", res.StatusCode)
 	}
 }
+
+// TestSIPLargeOKOverUDP: a 200 listing every binding of an AoR is sent
+// over UDP even when it outgrows 1,300 bytes (RFC 3261 section 10.3 step 8
+// requires all of them; the datagram is fragmented, as other registrars'
+// are). It used to be dropped by the send-size cap, so the phone, already
+// registered, retransmitted into a replay refusal.
+func TestSIPLargeOKOverUDP(t *testing.T) {
+	m := sipMain(t, t.TempDir())
+	addUser(t, m, "alice")
+	var last *sip.Response
+	for i := range 10 {
+		p := newPhone(t, m, "UDP", "alice")
+		p.contact.User = fmt.Sprintf("alice-%02d-%s", i, strings.Repeat("x", 120))
+		p.contact.Port = 7000 + i
+		last = p.registerDigest(identity.MD5, alicePassword, 600)
+		if last.StatusCode != 200 {
+			t.Fatalf("phone %d: %d", i, last.StatusCode)
+		}
+	}
+	if n := len(last.GetHeaders("Contact")); n != 10 {
+		t.Fatalf("200 lists %d contacts, want 10", n)
+	}
+	if size := len(last.String()); size <= 1300 {
+		t.Fatalf("the last 200 is only %d bytes; the test needs one above 1,300", size)
+	}
+}
