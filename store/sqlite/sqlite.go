@@ -57,6 +57,9 @@ type DB struct {
 	// failuresExist runs on every successful REGISTER and login
 	// (ClearFailures).
 	failuresExist *sql.Stmt
+	// credentials reads a user's hash and HA1 values: every DigestHA1 that
+	// misses the identity cache.
+	credentials *sql.Stmt
 	// The statements of the bindings table (bindings.go).
 	bindings bindingStmts
 	// The statements of the api_keys table (apikeys.go).
@@ -225,6 +228,12 @@ func (db *DB) prepare(ctx context.Context) error {
 	if db.refreshByHash, err = db.r.PrepareContext(ctx, `SELECT `+refreshColumns+` FROM refresh_tokens WHERE hash = ?`); err != nil {
 		return err
 	}
+	if db.credentials, err = db.r.PrepareContext(ctx, `SELECT u.password_hash, c.realm, c.algorithm, c.qualified, c.sealed
+	FROM users u LEFT JOIN sip_credentials c ON c.user_id = u.id
+	WHERE u.id = ?
+	ORDER BY c.realm, c.algorithm, c.qualified`); err != nil {
+		return err
+	}
 	if db.failuresExist, err = db.r.PrepareContext(ctx, `SELECT EXISTS (SELECT 1 FROM auth_failures WHERE kind = ? AND value = ?)`); err != nil {
 		return err
 	}
@@ -241,7 +250,7 @@ func (db *DB) prepare(ctx context.Context) error {
 // checkpoints the WAL into the database file.
 func (db *DB) Close() error {
 	errs := []error{db.commits.stop()} // first: it writes
-	for _, s := range []*sql.Stmt{db.userByID, db.userByName, db.refreshByHash, db.failuresExist} {
+	for _, s := range []*sql.Stmt{db.userByID, db.userByName, db.refreshByHash, db.failuresExist, db.credentials} {
 		if s != nil {
 			errs = append(errs, s.Close())
 		}

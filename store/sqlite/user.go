@@ -504,10 +504,7 @@ func mustAffect(op string, res sql.Result) error {
 func (db *DB) Credentials(ctx context.Context, id string) (*identity.Credentials, error) {
 	const op = "sqlite.Credentials"
 	// One statement reads the hash and the SIP credentials from one snapshot.
-	rows, err := db.r.QueryContext(ctx, `SELECT u.password_hash, c.realm, c.algorithm, c.qualified, c.sealed
-	FROM users u LEFT JOIN sip_credentials c ON c.user_id = u.id
-	WHERE u.id = ?
-	ORDER BY c.realm, c.algorithm, c.qualified`, id)
+	rows, err := db.credentials.QueryContext(ctx, id)
 	if err != nil {
 		return nil, storeErr(op, err)
 	}
