@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -36,5 +37,19 @@ func TestDebugListener(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 404 {
 		t.Fatalf("API listener answered /debug/pprof/ with %d", resp.StatusCode)
+	}
+}
+
+// TestAtLeastTwoProcs: on one CPU the binary still runs two processors,
+// and an operator's GOMAXPROCS is left alone.
+func TestAtLeastTwoProcs(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	atLeastTwoProcs("1")
+	if n := runtime.GOMAXPROCS(0); n != 1 {
+		t.Fatalf("with GOMAXPROCS set: %d processors, want the operator's 1", n)
+	}
+	atLeastTwoProcs("")
+	if n := runtime.GOMAXPROCS(0); n != 2 {
+		t.Fatalf("on one CPU: %d processors, want 2", n)
 	}
 }
