@@ -132,3 +132,76 @@ func peakRSS() int64 {
 	}
 	return 0
 }
+
+// BenchmarkRefreshHTTP rotates refresh tokens over HTTP with 16 clients,
+// each following its own token family: every call looks the token up,
+// rotates it (one committed write) and signs a new access token. Compare
+// with jwks' BenchmarkRSASignRaw (the signing ceiling):
+//
+//	go test -run '^$' -bench RefreshHTTP -benchtime 400x ./cmd/users-core/
+//	go test -run '^$' -bench RSASignRaw ./jwks/
+func BenchmarkRefreshHTTP(b *testing.B) {
+	cfg := defaultConfig()
+	cfg.UsersCore.DataDir = b.TempDir()
+	cfg.UsersCore.APIBindAddress = "127.0.0.1:0"
+	cfg.UsersCore.SIP.UDP, cfg.UsersCore.SIP.TCP, cfg.UsersCore.SIP.WS = "off", "off", "off"
+	smallArgon2(&cfg) // the logins that start the families are not measured
+	if err := cfg.finish(); err != nil {
+		b.Fatal(err)
+	}
+	m := &Main{Config: cfg, Logger: zerolog.Nop(), Notice: io.Discard}
+	if err := m.Run(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	if _, err := m.app.Users.CreateUser(context.Background(), identity.NewUser{Username: "bench", Password: alicePassword}); err != nil {
+		b.Fatal(err)
+	}
+	base := "http://" + m.HTTPAddr()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	post := func(path string, body any) (map[string]any, int) {
+		data, _ := json.Marshal(body)
+		resp, err := client.Post(base+path, "application/json", bytes.NewReader(data))
+		if err != nil {
+			return nil, 0
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		return out, resp.StatusCode
+	}
+	const clients = 16
+	tokens := make([]string, clients)
+	for i := range tokens {
+		out, status := post("/auth/login", map[string]string{"username": "bench", "password": alicePassword})
+		if status != 200 {
+			b.Fatalf("login: %d", status)
+		}
+		tokens[i], _ = out["refresh_token"].(string)
+	}
+	var next, failed atomic.Int64
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(b.N) {
+				out, status := post("/auth/refresh", map[string]string{"refresh_token": tokens[c]})
+				if status != 200 {
+					failed.Add(1)
+					return
+				}
+				tokens[c], _ = out["refresh_token"].(string)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if failed.Load() > 0 {
+		b.Fatalf("%d refreshes failed", failed.Load())
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "refreshes/s")
+}
