@@ -1,16 +1,14 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/rvoip/users-core/identity"
 	"github.com/rvoip/users-core/sip"
+	"github.com/rvoip/users-core/store/internal/bindplan"
 )
 
 // DB persists registrar bindings, so that registrations survive a restart
@@ -26,7 +24,7 @@ const bindingColumns = `id, aor, user_id, contact, contact_key, q, instance, reg
 // The statements that write one binding, with the parameters of
 // bindingArgs. The update selects the row by id, aor and contact_key:
 // UpdateBindings never moves a binding to another AoR, and a changed
-// contact_key is a delete and an insert (see UpdateBindings).
+// contact_key is a delete and an insert (see bindplan.Writes).
 const (
 	insertBindingSQL = `INSERT INTO bindings (` + bindingColumns + `)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`
@@ -64,47 +62,16 @@ func scanBinding(s rowScanner) (sip.Binding, error) {
 	b.Q, b.RegID, b.CSeq = int(q), int(regID), uint32(cseq)
 	b.ExpiresAt, b.CreatedAt, b.UpdatedAt = fromMillis(expires), fromMillis(created), fromMillis(updated)
 	var err error
-	b.Path, err = decodePath(path)
+	b.Path, err = bindplan.DecodePath([]byte(path))
 	return b, err
 }
 
 // bindingArgs returns the values of b in bindingColumns order. path is b's
-// Path, already encoded with encodePath.
+// Path, already encoded with bindplan.EncodePath.
 func bindingArgs(b *sip.Binding, path string) []any {
 	return []any{b.ID, b.AoR, b.UserID, b.Contact, b.ContactKey, int64(b.Q), b.Instance, int64(b.RegID),
 		b.CallID, int64(b.CSeq), path, millis(b.ExpiresAt), millis(b.CreatedAt), millis(b.UpdatedAt),
 		b.Source, b.Transport, b.LocalAddr, b.UserAgent, b.Node}
-}
-
-// encodePath is the stored form of a Path: a JSON array of its values in
-// order, "[]" when there are none. Angle brackets stay unescaped, so the
-// column reads like the header. It is the same text store/sqlite stores.
-func encodePath(p []string) (string, error) {
-	if len(p) == 0 {
-		return "[]", nil
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(p); err != nil {
-		return "", err
-	}
-	return string(bytes.TrimSuffix(buf.Bytes(), []byte("\n"))), nil
-}
-
-// decodePath reads a stored Path back: nil when empty.
-func decodePath(s string) ([]string, error) {
-	if s == "" || s == "[]" {
-		return nil, nil
-	}
-	var p []string
-	if err := json.Unmarshal([]byte(s), &p); err != nil {
-		return nil, err
-	}
-	if len(p) == 0 {
-		return nil, nil
-	}
-	return p, nil
 }
 
 // queryBindings runs query, a SELECT of bindingColumns, with args on q and
@@ -132,41 +99,6 @@ func scanBindings(rows pgx.Rows) ([]sip.Binding, error) {
 		out = append(out, b)
 	}
 	return out, rows.Err()
-}
-
-// sameBinding reports whether storing b would leave the stored binding a
-// unchanged: every field equal, times at the stored millisecond precision,
-// a nil and an empty Path alike.
-func sameBinding(a, b *sip.Binding) bool {
-	return a.ID == b.ID && a.AoR == b.AoR && a.UserID == b.UserID &&
-		a.Contact == b.Contact && a.ContactKey == b.ContactKey && a.Q == b.Q &&
-		a.Instance == b.Instance && a.RegID == b.RegID && a.CallID == b.CallID && a.CSeq == b.CSeq &&
-		slices.Equal(a.Path, b.Path) &&
-		millis(a.ExpiresAt) == millis(b.ExpiresAt) && millis(a.CreatedAt) == millis(b.CreatedAt) &&
-		millis(a.UpdatedAt) == millis(b.UpdatedAt) &&
-		a.Source == b.Source && a.Transport == b.Transport && a.LocalAddr == b.LocalAddr &&
-		a.UserAgent == b.UserAgent && a.Node == b.Node
-}
-
-// checkBindings refuses a result of an UpdateBindings fn that cannot be the
-// binding set of aor: a binding of another AoR, without an ID, or two with
-// one ID.
-func checkBindings(op, aor string, next []sip.Binding) error {
-	ids := make(map[string]struct{}, len(next))
-	for i := range next {
-		b := &next[i]
-		if b.AoR != aor {
-			return identity.Invalid(op, "aor", "binding %q has address-of-record %q, want %q", b.ID, b.AoR, aor)
-		}
-		if b.ID == "" {
-			return identity.Invalid(op, "id", "binding of %q for contact %q has no id", aor, b.Contact)
-		}
-		if _, dup := ids[b.ID]; dup {
-			return identity.Invalid(op, "id", "two bindings with id %q", b.ID)
-		}
-		ids[b.ID] = struct{}{}
-	}
-	return nil
 }
 
 // UpdateBindings runs one registrar update of aor in one transaction: it
@@ -237,60 +169,12 @@ func (db *DB) updateBindings(ctx context.Context, op, aor string, now time.Time,
 		return nil, fail(op, err)
 	}
 
-	// stored holds the unexpired bindings as read; fn gets copies, so
-	// that what it changes in place is still seen as a change below.
-	nowMS := millis(now)
-	stored := make(map[string]*sip.Binding, len(all))
-	var current []sip.Binding
-	var drop []string
-	for i := range all {
-		b := &all[i]
-		if millis(b.ExpiresAt) <= nowMS {
-			drop = append(drop, b.ID)
-			continue
-		}
-		stored[b.ID] = b
-		c := *b
-		c.Path = slices.Clone(b.Path)
-		current = append(current, c)
-	}
-
-	next, err := fn(current)
+	plan, next, err := bindplan.Plan(op, aor, now, all, fn)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkBindings(op, aor, next); err != nil {
-		return nil, err
-	}
-
-	// Plan the writes. A binding whose ContactKey changes is deleted and
-	// inserted again rather than updated, after every deletion: updating
-	// it in place could collide, in the middle of the transaction, with the
-	// old key of another binding that changes too.
-	var update, insert []*sip.Binding
-	for i := range next {
-		b := &next[i]
-		old, ok := stored[b.ID]
-		switch {
-		case !ok:
-			insert = append(insert, b)
-		case sameBinding(old, b):
-		case old.ContactKey != b.ContactKey:
-			drop = append(drop, b.ID)
-			insert = append(insert, b)
-		default:
-			update = append(update, b)
-		}
-		delete(stored, b.ID)
-	}
-	for i := range all { // left out of the result
-		if _, gone := stored[all[i].ID]; gone {
-			drop = append(drop, all[i].ID)
-		}
-	}
-
-	if len(drop) > 0 || len(update) > 0 || len(insert) > 0 {
-		if err := writeBindings(ctx, tx, op, drop, update, insert); err != nil {
+	if !plan.Empty() {
+		if err := writeBindings(ctx, tx, op, &plan); err != nil {
 			return nil, err
 		}
 	}
@@ -300,29 +184,29 @@ func (db *DB) updateBindings(ctx context.Context, op, aor string, now time.Time,
 	return next, nil
 }
 
-// writeBindings deletes the bindings with the ids in drop, then updates and
-// inserts bindings, in one batch on tx. Every update and insert must write
+// writeBindings makes the writes p on tx, in one batch: the deletions, then
+// the updates, then the inserts. Every update and insert must write
 // exactly one row: an update that matches none (its row changed under the
 // transaction, which the row locks rule out) is an internal error, not a
 // silent no-op. Constraint violations are mapped to identity errors.
-func writeBindings(ctx context.Context, tx pgx.Tx, op string, drop []string, update, insert []*sip.Binding) error {
+func writeBindings(ctx context.Context, tx pgx.Tx, op string, p *bindplan.Writes) error {
 	type write struct {
 		b   *sip.Binding
 		sql string
 	}
 	var ws []write
-	for _, b := range update {
-		ws = append(ws, write{b, updateBindingSQL})
+	for _, u := range p.Update {
+		ws = append(ws, write{u.New, updateBindingSQL})
 	}
-	for _, b := range insert {
+	for _, b := range p.Insert {
 		ws = append(ws, write{b, insertBindingSQL})
 	}
 	batch := &pgx.Batch{}
-	if len(drop) > 0 {
-		batch.Queue(`DELETE FROM bindings WHERE id = ANY($1)`, drop)
+	if len(p.Drop) > 0 {
+		batch.Queue(`DELETE FROM bindings WHERE id = ANY($1)`, p.Drop)
 	}
 	for _, w := range ws {
-		path, err := encodePath(w.b.Path)
+		path, err := bindplan.EncodePath(w.b.Path)
 		if err != nil {
 			return identity.Internal(op, err)
 		}
@@ -330,7 +214,7 @@ func writeBindings(ctx context.Context, tx pgx.Tx, op string, drop []string, upd
 	}
 	br := tx.SendBatch(ctx, batch)
 	defer br.Close()
-	if len(drop) > 0 {
+	if len(p.Drop) > 0 {
 		if _, err := br.Exec(); err != nil {
 			return fail(op, err)
 		}

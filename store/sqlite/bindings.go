@@ -1,17 +1,15 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/rvoip/users-core/identity"
 	"github.com/rvoip/users-core/sip"
+	"github.com/rvoip/users-core/store/internal/bindplan"
 	moderncsqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -47,7 +45,7 @@ type bindingStmts struct {
 	// page is one more page in the WAL at commit: a re-REGISTER, the common
 	// case, changes neither column, so refresh leaves those two indexes
 	// alone. A changed contact_key is a delete and an insert (see
-	// UpdateBindings), never an update.
+	// bindplan.Writes), never an update.
 	refresh *sql.Stmt
 	update  *sql.Stmt
 	del     *sql.Stmt
@@ -112,47 +110,16 @@ func scanBinding(s rowScanner) (sip.Binding, error) {
 	b.Q, b.RegID, b.CSeq = int(q), int(regID), uint32(cseq)
 	b.ExpiresAt, b.CreatedAt, b.UpdatedAt = fromMillis(expires), fromMillis(created), fromMillis(updated)
 	var err error
-	b.Path, err = decodePath(path)
+	b.Path, err = bindplan.DecodePath(path)
 	return b, err
 }
 
 // bindingArgs returns the values of b in bindingColumns order. path is b's
-// Path, already encoded with encodePath.
+// Path, already encoded with bindplan.EncodePath.
 func bindingArgs(b *sip.Binding, path string) []any {
 	return []any{b.ID, b.AoR, b.UserID, b.Contact, b.ContactKey, int64(b.Q), b.Instance, int64(b.RegID),
 		b.CallID, int64(b.CSeq), path, millis(b.ExpiresAt), millis(b.CreatedAt), millis(b.UpdatedAt),
 		b.Source, b.Transport, b.LocalAddr, b.UserAgent, b.Node}
-}
-
-// encodePath is the stored form of a Path: a JSON array of its values in
-// order, "[]" when there are none. Angle brackets stay unescaped, so the
-// column reads like the header.
-func encodePath(p []string) (string, error) {
-	if len(p) == 0 {
-		return "[]", nil
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(p); err != nil {
-		return "", err
-	}
-	return string(bytes.TrimSuffix(buf.Bytes(), []byte("\n"))), nil
-}
-
-// decodePath reads a stored Path back: nil when empty.
-func decodePath(b []byte) ([]string, error) {
-	if len(b) == 0 || string(b) == "[]" {
-		return nil, nil
-	}
-	var p []string
-	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, err
-	}
-	if len(p) == 0 {
-		return nil, nil
-	}
-	return p, nil
 }
 
 // queryBindings runs stmt, a SELECT of bindingColumns, with args and reads
@@ -172,41 +139,6 @@ func queryBindings(ctx context.Context, stmt *sql.Stmt, args ...any) ([]sip.Bind
 		out = append(out, b)
 	}
 	return out, rows.Err()
-}
-
-// sameBinding reports whether storing b would leave the stored binding a
-// unchanged: every field equal, times at the stored millisecond precision,
-// a nil and an empty Path alike.
-func sameBinding(a, b *sip.Binding) bool {
-	return a.ID == b.ID && a.AoR == b.AoR && a.UserID == b.UserID &&
-		a.Contact == b.Contact && a.ContactKey == b.ContactKey && a.Q == b.Q &&
-		a.Instance == b.Instance && a.RegID == b.RegID && a.CallID == b.CallID && a.CSeq == b.CSeq &&
-		slices.Equal(a.Path, b.Path) &&
-		millis(a.ExpiresAt) == millis(b.ExpiresAt) && millis(a.CreatedAt) == millis(b.CreatedAt) &&
-		millis(a.UpdatedAt) == millis(b.UpdatedAt) &&
-		a.Source == b.Source && a.Transport == b.Transport && a.LocalAddr == b.LocalAddr &&
-		a.UserAgent == b.UserAgent && a.Node == b.Node
-}
-
-// checkBindings refuses a result of an UpdateBindings fn that cannot be the
-// binding set of aor: a binding of another AoR, without an ID, or two with
-// one ID.
-func checkBindings(op, aor string, next []sip.Binding) error {
-	ids := make(map[string]struct{}, len(next))
-	for i := range next {
-		b := &next[i]
-		if b.AoR != aor {
-			return identity.Invalid(op, "aor", "binding %q has address-of-record %q, want %q", b.ID, b.AoR, aor)
-		}
-		if b.ID == "" {
-			return identity.Invalid(op, "id", "binding of %q for contact %q has no id", aor, b.Contact)
-		}
-		if _, dup := ids[b.ID]; dup {
-			return identity.Invalid(op, "id", "two bindings with id %q", b.ID)
-		}
-		ids[b.ID] = struct{}{}
-	}
-	return nil
 }
 
 // UpdateBindings runs one registrar update of aor in one write transaction:
@@ -253,63 +185,24 @@ func (db *DB) applyBindings(ctx context.Context, tx *sql.Tx, aor string, now tim
 	if err != nil {
 		return nil, storeErr(op, err)
 	}
-	// stored holds the unexpired bindings as read; fn gets copies, so
-	// that what it changes in place is still seen as a change below.
-	nowMS := millis(now)
-	stored := make(map[string]*sip.Binding, len(all))
-	var current []sip.Binding
-	var drop []string
-	for i := range all {
-		b := &all[i]
-		if millis(b.ExpiresAt) <= nowMS {
-			drop = append(drop, b.ID)
-			continue
-		}
-		stored[b.ID] = b
-		c := *b
-		c.Path = slices.Clone(b.Path)
-		current = append(current, c)
-	}
-
-	next, err := fn(current)
+	plan, next, err := bindplan.Plan(op, aor, now, all, fn)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkBindings(op, aor, next); err != nil {
-		return nil, err
-	}
-
-	// Plan the writes. A binding whose ContactKey changes is deleted and
-	// inserted again rather than updated, after every other deletion:
-	// updating it in place could collide, in the middle of the
-	// transaction, with the old key of another binding that changes too.
-	var refresh, update, insert []*sip.Binding
-	for i := range next {
-		b := &next[i]
-		old, ok := stored[b.ID]
-		switch {
-		case !ok:
-			insert = append(insert, b)
-		case sameBinding(old, b):
-		case old.ContactKey != b.ContactKey:
-			drop = append(drop, b.ID)
-			insert = append(insert, b)
-		case old.UserID != b.UserID:
-			update = append(update, b)
-		default:
-			refresh = append(refresh, b)
-		}
-		delete(stored, b.ID)
-	}
-	for i := range all { // left out of the result
-		if _, gone := stored[all[i].ID]; gone {
-			drop = append(drop, all[i].ID)
+	// A changed binding of the same user is a refresh, which leaves the
+	// user_id index alone (see bindingStmts).
+	var refresh, update []*sip.Binding
+	for _, u := range plan.Update {
+		if u.Old.UserID != u.New.UserID {
+			update = append(update, u.New)
+		} else {
+			refresh = append(refresh, u.New)
 		}
 	}
 
-	if len(drop) > 0 {
+	if len(plan.Drop) > 0 {
 		del := tx.StmtContext(ctx, db.bindings.del)
-		for _, id := range drop {
+		for _, id := range plan.Drop {
 			if _, err := del.ExecContext(ctx, id); err != nil {
 				return nil, storeErr(op, err)
 			}
@@ -318,7 +211,7 @@ func (db *DB) applyBindings(ctx context.Context, tx *sql.Tx, aor string, now tim
 	for _, w := range []struct {
 		stmt *sql.Stmt
 		bs   []*sip.Binding
-	}{{db.bindings.refresh, refresh}, {db.bindings.update, update}, {db.bindings.insert, insert}} {
+	}{{db.bindings.refresh, refresh}, {db.bindings.update, update}, {db.bindings.insert, plan.Insert}} {
 		if len(w.bs) == 0 {
 			continue
 		}
@@ -338,7 +231,7 @@ func (db *DB) applyBindings(ctx context.Context, tx *sql.Tx, aor string, now tim
 // under the transaction, which the write lock rules out) is an internal
 // error, not a silent no-op.
 func writeBinding(ctx context.Context, stmt *sql.Stmt, op string, b *sip.Binding) error {
-	path, err := encodePath(b.Path)
+	path, err := bindplan.EncodePath(b.Path)
 	if err != nil {
 		return storeErr(op, err)
 	}
