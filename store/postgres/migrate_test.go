@@ -5,16 +5,18 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/rvoip/users-core/store/internal/schema"
 )
 
 func TestMigrationsLoad(t *testing.T) {
-	ms, err := loadMigrations()
+	ms, err := schema.Load(migrationFiles, "migrations")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, m := range ms {
-		if m.version != i+1 {
-			t.Errorf("migration %d has version %d: versions must be 1, 2, 3, ... without gaps", i, m.version)
+		if m.Version != i+1 {
+			t.Errorf("migration %d has version %d: versions must be 1, 2, 3, ... without gaps", i, m.Version)
 		}
 	}
 }

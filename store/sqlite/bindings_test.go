@@ -70,8 +70,8 @@ func TestAVersion2DatabaseIsUpgradedKeepingItsData(t *testing.T) {
 	}
 	for _, stmt := range []string{
 		`CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`,
-		migrations[0].sql,
-		migrations[1].sql,
+		migrations[0].SQL,
+		migrations[1].SQL,
 		`INSERT INTO schema_migrations (version, name, applied_at) VALUES (1, 'init', 0), (2, 'tokens', 0)`,
 		`INSERT INTO users (id, username, username_key, created_at, updated_at) VALUES ('id-1', 'Old', 'old', 0, 0)`,
 		`INSERT INTO refresh_tokens (id, hash, family_id, user_id, created_at, last_used_at, idle_expires_at, absolute_expires_at)

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/rvoip/users-core/identity"
+	"github.com/rvoip/users-core/store/internal/schema"
 	"github.com/rvoip/users-core/store/storetest"
 )
 
@@ -48,13 +49,13 @@ func TestConformance(t *testing.T) {
 }
 
 func TestEmbeddedMigrationsAreNumberedFromOneWithoutGaps(t *testing.T) {
-	ms, err := loadMigrations()
+	ms, err := schema.Load(migrationFiles, "migrations")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, m := range ms {
-		if m.version != i+1 {
-			t.Errorf("migration %d has version %d, want %d", i, m.version, i+1)
+		if m.Version != i+1 {
+			t.Errorf("migration %d has version %d, want %d", i, m.Version, i+1)
 		}
 	}
 	if SchemaVersion() != len(ms) {

@@ -26,7 +26,7 @@ func TestAVersion1DatabaseIsUpgradedKeepingItsData(t *testing.T) {
 	}
 	for _, stmt := range []string{
 		`CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`,
-		migrations[0].sql,
+		migrations[0].SQL,
 		`INSERT INTO schema_migrations (version, name, applied_at) VALUES (1, 'init', 0)`,
 		`INSERT INTO users (id, username, username_key, created_at, updated_at) VALUES ('id-1', 'Old', 'old', 0, 0)`,
 	} {
