@@ -219,7 +219,10 @@ func (s *Server) verifyDigest(ctx context.Context, req *sip.Request, realm, addr
 	if res := s.useSharedNonceCount(ctx, req, realm, c, out); res != nil {
 		return res, nil
 	}
-	if err := s.cfg.Regulator.Success(ctx, user); err != nil {
+	if err := s.cfg.Regulator.Success(ctx, user); err != nil && ctx.Err() == nil {
+		// With the deadline gone the binding update answers 503 next and
+		// the overload is logged there: an error line per REGISTER here
+		// would only add noise.
 		s.log.Error().Err(err).Msg("clearing failed attempts")
 	}
 	return nil, u
