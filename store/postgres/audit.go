@@ -2,13 +2,12 @@ package postgres
 
 import (
 	"context"
-	"encoding/base64"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/rvoip/users-core/identity"
+	pagination "github.com/rvoip/users-core/store/internal/page"
 )
 
 // DB keeps the audit trail.
@@ -57,14 +56,14 @@ func (db *DB) AppendAudit(ctx context.Context, events []identity.Event) error {
 // identity.ErrInvalid.
 func (db *DB) ListAudit(ctx context.Context, f identity.AuditFilter) (identity.AuditPage, error) {
 	const op = "postgres.ListAudit"
-	limit := pageSize(f.Limit)
+	limit := pagination.Size(f.Limit)
 
 	var (
 		conds []string
 		args  params
 	)
 	if f.After != "" {
-		id, ok := parseAuditCursor(f.After)
+		id, ok := pagination.ParseAuditCursor(f.After)
 		if !ok {
 			return identity.AuditPage{}, identity.Invalid(op, "after", "invalid page cursor")
 		}
@@ -111,22 +110,9 @@ func (db *DB) ListAudit(ctx context.Context, f identity.AuditFilter) (identity.A
 	}
 	if len(page.Records) > limit {
 		page.Records = page.Records[:limit]
-		page.Next = auditCursor(page.Records[limit-1].ID)
+		page.Next = pagination.AuditCursor(page.Records[limit-1].ID)
 	}
 	return page, nil
-}
-
-func auditCursor(id int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(id, 10)))
-}
-
-func parseAuditCursor(s string) (int64, bool) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return 0, false
-	}
-	id, err := strconv.ParseInt(string(b), 10, 64)
-	return id, err == nil && id > 0
 }
 
 // PruneAudit deletes the records of events before before, oldest first, in

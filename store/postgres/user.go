@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"slices"
 	"strconv"
@@ -11,12 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/rvoip/users-core/identity"
-)
-
-// Limits of ListUsers and ListAudit pages (see identity.UserFilter).
-const (
-	defaultPageSize = 100
-	maxPageSize     = 1000
+	pagination "github.com/rvoip/users-core/store/internal/page"
 )
 
 // batchSize is the most statements one pgx batch carries: a large import
@@ -320,18 +314,18 @@ func (p *params) add(v any) string {
 // cursor matches identity.ErrInvalid.
 func (db *DB) ListUsers(ctx context.Context, f identity.UserFilter) (identity.UserPage, error) {
 	const op = "postgres.ListUsers"
-	limit := pageSize(f.Limit)
+	limit := pagination.Size(f.Limit)
 
 	var (
 		conds []string
 		args  params
 	)
 	if f.After != "" {
-		after, err := base64.RawURLEncoding.DecodeString(f.After)
-		if err != nil || len(after) == 0 {
+		after, ok := pagination.ParseUserCursor(f.After)
+		if !ok {
 			return identity.UserPage{}, identity.Invalid(op, "after", "invalid page cursor")
 		}
-		conds = append(conds, `u.username_key > `+args.add(string(after)))
+		conds = append(conds, `u.username_key > `+args.add(after))
 	}
 	if f.Active != nil {
 		conds = append(conds, `u.active = `+args.add(*f.Active))
@@ -344,7 +338,7 @@ func (db *DB) ListUsers(ctx context.Context, f identity.UserFilter) (identity.Us
 		// has to match, not fold. Wildcards in the term are escaped so that
 		// "50%" finds "50%", not "500". E'\\' is one backslash whatever
 		// standard_conforming_strings says.
-		p := args.add("%" + escapeLike(strings.ToLower(f.Search)) + "%")
+		p := args.add("%" + pagination.EscapeLike(strings.ToLower(f.Search)) + "%")
 		conds = append(conds, `(u.username_key LIKE `+p+` ESCAPE E'\\' OR u.email_key LIKE `+p+` ESCAPE E'\\' OR u.display_name_key LIKE `+p+` ESCAPE E'\\')`)
 	}
 	query := `SELECT ` + userColumns + ` FROM users u`
@@ -372,15 +366,9 @@ func (db *DB) ListUsers(ctx context.Context, f identity.UserFilter) (identity.Us
 	if len(page.Users) > limit {
 		page.Users = page.Users[:limit]
 		last := page.Users[limit-1]
-		page.Next = base64.RawURLEncoding.EncodeToString([]byte(usernameKey(last.Username)))
+		page.Next = pagination.UserCursor(usernameKey(last.Username))
 	}
 	return page, nil
-}
-
-// escapeLike escapes the LIKE wildcards % and _ and the escape character
-// itself, for a pattern used with a backslash as ESCAPE.
-func escapeLike(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
 // CountUsers returns the number of users.
@@ -567,13 +555,4 @@ func (db *DB) SetPasswordHash(ctx context.Context, id, phc string) error {
 // precision); a zero at clears it.
 func (db *DB) TouchLogin(ctx context.Context, id string, at time.Time) error {
 	return db.execOne(ctx, "postgres.TouchLogin", `UPDATE users SET last_login_at = $1 WHERE id = $2`, optMillis(at), id)
-}
-
-// pageSize is the page size a list asks for: <= 0 means defaultPageSize,
-// and no page is larger than maxPageSize.
-func pageSize(n int) int {
-	if n <= 0 {
-		return defaultPageSize
-	}
-	return min(n, maxPageSize)
 }

@@ -3,12 +3,11 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/rvoip/users-core/identity"
+	pagination "github.com/rvoip/users-core/store/internal/page"
 )
 
 // DB keeps the audit trail.
@@ -50,14 +49,14 @@ func (db *DB) AppendAudit(ctx context.Context, events []identity.Event) error {
 // identity.ErrInvalid.
 func (db *DB) ListAudit(ctx context.Context, f identity.AuditFilter) (identity.AuditPage, error) {
 	const op = "sqlite.ListAudit"
-	limit := pageSize(f.Limit)
+	limit := pagination.Size(f.Limit)
 
 	var (
 		conds []string
 		args  []any
 	)
 	if f.After != "" {
-		id, ok := parseAuditCursor(f.After)
+		id, ok := pagination.ParseAuditCursor(f.After)
 		if !ok {
 			return identity.AuditPage{}, identity.Invalid(op, "after", "invalid page cursor")
 		}
@@ -109,22 +108,9 @@ func (db *DB) ListAudit(ctx context.Context, f identity.AuditFilter) (identity.A
 	}
 	if len(page.Records) > limit {
 		page.Records = page.Records[:limit]
-		page.Next = auditCursor(page.Records[limit-1].ID)
+		page.Next = pagination.AuditCursor(page.Records[limit-1].ID)
 	}
 	return page, nil
-}
-
-func auditCursor(id int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(id, 10)))
-}
-
-func parseAuditCursor(s string) (int64, bool) {
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return 0, false
-	}
-	id, err := strconv.ParseInt(string(b), 10, 64)
-	return id, err == nil && id > 0
 }
 
 // PruneAudit deletes the records of events before before, oldest first, in

@@ -3,19 +3,13 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
 	"errors"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/rvoip/users-core/identity"
-)
-
-// Limits of ListUsers pages (see identity.UserFilter).
-const (
-	defaultPageSize = 100
-	maxPageSize     = 1000
+	pagination "github.com/rvoip/users-core/store/internal/page"
 )
 
 // roleSep separates roles in the group_concat of userColumns; roles never
@@ -330,19 +324,19 @@ func getUser(ctx context.Context, op string, stmt *sql.Stmt, arg any) (*identity
 // removed between calls. A malformed cursor matches identity.ErrInvalid.
 func (db *DB) ListUsers(ctx context.Context, f identity.UserFilter) (identity.UserPage, error) {
 	const op = "sqlite.ListUsers"
-	limit := pageSize(f.Limit)
+	limit := pagination.Size(f.Limit)
 
 	var (
 		conds []string
 		args  []any
 	)
 	if f.After != "" {
-		after, err := base64.RawURLEncoding.DecodeString(f.After)
-		if err != nil || len(after) == 0 {
+		after, ok := pagination.ParseUserCursor(f.After)
+		if !ok {
 			return identity.UserPage{}, identity.Invalid(op, "after", "invalid page cursor")
 		}
 		conds = append(conds, `u.username_key > ?`)
-		args = append(args, string(after))
+		args = append(args, after)
 	}
 	if f.Active != nil {
 		conds = append(conds, `u.active = ?`)
@@ -356,7 +350,7 @@ func (db *DB) ListUsers(ctx context.Context, f identity.UserFilter) (identity.Us
 		// The keys are lower-cased in Go, and so is the term: LIKE then only
 		// has to match, not fold. Wildcards in the term are escaped so that
 		// "50%" finds "50%", not "500".
-		p := "%" + escapeLike(strings.ToLower(f.Search)) + "%"
+		p := "%" + pagination.EscapeLike(strings.ToLower(f.Search)) + "%"
 		conds = append(conds, `(u.username_key LIKE ? ESCAPE '\' OR u.email_key LIKE ? ESCAPE '\' OR u.display_name_key LIKE ? ESCAPE '\')`)
 		args = append(args, p, p, p)
 	}
@@ -386,15 +380,9 @@ func (db *DB) ListUsers(ctx context.Context, f identity.UserFilter) (identity.Us
 	if len(page.Users) > limit {
 		page.Users = page.Users[:limit]
 		last := page.Users[limit-1]
-		page.Next = base64.RawURLEncoding.EncodeToString([]byte(usernameKey(last.Username)))
+		page.Next = pagination.UserCursor(usernameKey(last.Username))
 	}
 	return page, nil
-}
-
-// escapeLike escapes the LIKE wildcards % and _ and the escape character
-// itself, for a pattern used with ESCAPE '\'.
-func escapeLike(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
 // CountUsers returns the number of users.
@@ -590,13 +578,4 @@ func (db *DB) SetPasswordHash(ctx context.Context, id, phc string) error {
 // precision); a zero at clears it.
 func (db *DB) TouchLogin(ctx context.Context, id string, at time.Time) error {
 	return db.execOne(ctx, "sqlite.TouchLogin", `UPDATE users SET last_login_at = ? WHERE id = ?`, lastLogin(at), id)
-}
-
-// pageSize is the page size a list asks for: <= 0 means defaultPageSize,
-// and no page is larger than maxPageSize.
-func pageSize(n int) int {
-	if n <= 0 {
-		return defaultPageSize
-	}
-	return min(n, maxPageSize)
 }
