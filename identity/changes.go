@@ -16,21 +16,29 @@ const (
 	// StampLocks changes with every change to the locks of an AttemptStore:
 	// a lock placed, extended or deleted (pruned).
 	StampLocks = "locks"
+	// StampFailures changes with every change to the failures an
+	// AttemptStore keeps for AttemptUser keys: a failure recorded, cleared or
+	// deleted (pruned). Failures of addresses may leave it alone: nothing
+	// kept in memory depends on them, and under a guessing attack they come
+	// as often as the users' failures.
+	StampFailures = "failures"
 )
 
-// DefaultCheckInterval is how often, at most, the credential cache and the
-// lock snapshot read their change stamp, when their configuration leaves
-// the interval zero. It is also how stale either may be.
+// DefaultCheckInterval is how often, at most, the credential cache, the
+// lock snapshot and the set of users with failures read their change
+// stamp, when their configuration leaves the interval zero. It is also how
+// stale any of them may be.
 const DefaultCheckInterval = 250 * time.Millisecond
 
 // ChangeStamper is an optional interface of a store: a cheap way to learn
 // that data changed since it was last read, so that readers may keep copies
 // in memory. Service (the DigestHA1 cache) and Regulator (the lock
-// snapshot) use it when their store implements it.
+// snapshot and the set of users with failures) use it when their store
+// implements it.
 //
 // ChangeStamp returns the current value of the stamp called name
-// (StampUsers or StampLocks; any other name is an error matching
-// ErrInvalid). The contract, which store/storetest checks:
+// (StampUsers, StampLocks or StampFailures; any other name is an error
+// matching ErrInvalid). The contract, which store/storetest checks:
 //   - Every change the stamp's doc names, made by any process or node on
 //     the same database, changes the stamp in the same transaction: a read
 //     that starts after the change committed returns a value different from
@@ -59,4 +67,16 @@ type LockLister interface {
 	// ActiveLocks returns every lock that ends after now (millisecond
 	// precision, one entry per key), in no particular order.
 	ActiveLocks(ctx context.Context, now time.Time) ([]AttemptLock, error)
+}
+
+// FailureLister is an optional interface of an AttemptStore that also
+// implements ChangeStamper: Regulator then keeps in memory the set of users
+// that have failures, reloaded when StampFailures changes, and Success
+// clears a user's failures only when the user is in it, instead of asking
+// the store at every successful login and REGISTER.
+type FailureLister interface {
+	// UsersWithFailures returns the Value of every AttemptUser key that has
+	// at least one recorded failure, however old, each once, in no
+	// particular order.
+	UsersWithFailures(ctx context.Context) ([]string, error)
 }

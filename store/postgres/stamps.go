@@ -9,22 +9,33 @@ import (
 	"github.com/rvoip/users-core/identity"
 )
 
-// DB keeps change stamps (migration 0007), so identity can keep copies of
-// users and locks in memory and learn cheaply when they go stale.
+// DB keeps change stamps (migrations 0007 and 0009), so identity can keep
+// copies of users, locks and the users with failures in memory and learn
+// cheaply when they go stale.
 var (
 	_ identity.ChangeStamper = (*DB)(nil)
 	_ identity.LockLister    = (*DB)(nil)
+	_ identity.FailureLister = (*DB)(nil)
 )
 
-// ChangeStamp returns the change stamp called name (identity.StampUsers or
-// identity.StampLocks). Triggers bump the stamps in the transaction of every
-// change they cover, so changes made by other nodes, or by anything else
-// writing the tables, count too. An unknown name matches
-// identity.ErrInvalid.
+// ChangeStamp returns the change stamp called name (identity.StampUsers,
+// identity.StampLocks or identity.StampFailures). Triggers bump the stamps
+// in the transaction of every change they cover, so changes made by other
+// nodes, or by anything else writing the tables, count too. An unknown name
+// matches identity.ErrInvalid.
 func (db *DB) ChangeStamp(ctx context.Context, name string) (int64, error) {
 	const op = "postgres.ChangeStamp"
-	var v int64
-	err := db.pool.QueryRow(ctx, `SELECT stamp FROM change_stamps WHERE name = $1`, name).Scan(&v)
+	var (
+		v   int64
+		err error
+	)
+	if name == identity.StampFailures {
+		// 64 counters, so that failures do not queue on one row (migration
+		// 0009); their sum changes whenever one of them does.
+		err = db.pool.QueryRow(ctx, `SELECT sum(stamp)::bigint FROM change_stamps WHERE starts_with(name, 'failures.')`).Scan(&v)
+	} else {
+		err = db.pool.QueryRow(ctx, `SELECT stamp FROM change_stamps WHERE name = $1`, name).Scan(&v)
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, identity.Invalid(op, "name", "no change stamp called %q", name)
 	}

@@ -60,6 +60,32 @@ func (db *DB) ClearFailures(ctx context.Context, key identity.AttemptKey) error 
 	return nil
 }
 
+// UsersWithFailures returns the users (AttemptUser values) that have at
+// least one recorded failure, for the Regulator's in-memory set. It reads
+// the user rows of auth_failures, which hold only the failures of the last
+// lock period or so (PruneAttempts deletes older ones, ClearFailures those
+// of a user who succeeded).
+func (db *DB) UsersWithFailures(ctx context.Context) ([]string, error) {
+	const op = "sqlite.UsersWithFailures"
+	rows, err := db.stamps.usersWithFailures.QueryContext(ctx)
+	if err != nil {
+		return nil, storeErr(op, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, storeErr(op, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, storeErr(op, err)
+	}
+	return out, nil
+}
+
 // Lock locks key until until (millisecond precision). An existing lock
 // that ends later is kept: the stored end is the later of the two.
 func (db *DB) Lock(ctx context.Context, key identity.AttemptKey, until time.Time) error {

@@ -68,8 +68,10 @@ func TestHotQueriesUseTheirIndexes(t *testing.T) {
 			"SEARCH refresh_tokens USING INDEX sqlite_autoindex_refresh_tokens_2 (hash=?)"},
 		{`SELECT count(*) FROM auth_failures WHERE kind = ? AND value = ? AND at >= ?`,
 			"SEARCH auth_failures USING COVERING INDEX auth_failures_key_at (kind=? AND value=? AND at>?)"},
+		// With the stamp triggers of migration 0009 SQLite first collects
+		// the rows from the index alone, then deletes them.
 		{`DELETE FROM auth_failures WHERE kind = ? AND value = ?`,
-			"SEARCH auth_failures USING INDEX auth_failures_key_at (kind=? AND value=?)"},
+			"SEARCH auth_failures USING COVERING INDEX auth_failures_key_at (kind=? AND value=?)"},
 		{`SELECT max(until) FROM auth_locks WHERE until > ? AND (kind, value) IN (VALUES (?, ?), (?, ?))`,
 			"SEARCH auth_locks USING PRIMARY KEY (kind=? AND value=?)"},
 		{`UPDATE refresh_tokens SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL`,

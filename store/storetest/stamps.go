@@ -14,15 +14,19 @@ import (
 // only, and the Regulator queries the store at every check).
 //
 // What a backend must do to pass:
-//   - Keep two stamps, "users" and "locks", shared by every process and node
-//     on the database (in SQL: a table of counters, one row per name).
+//   - Keep three stamps, "users", "locks" and "failures", shared by every
+//     process and node on the database (in SQL: a table of counters, one
+//     row per name; a stamp may also be the sum of several counters).
 //   - Change "users" in the same transaction as every insert and delete of a
 //     user, every update of a user's fields (one that sets only the login
 //     time, TouchLogin, may leave it alone), every change to a user's roles
 //     and every insert, replace or delete of SIP credentials, the deletes
 //     cascading from DeleteUser included. Change "locks" in the same
 //     transaction as every Lock (new or extended) and every lock deleted by
-//     PruneAttempts. Triggers on the tables do this for writes from any
+//     PruneAttempts. Change "failures" in the same transaction as every
+//     failure of an identity.AttemptUser key recorded (RecordFailure) or
+//     deleted (ClearFailures, PruneAttempts); failures of addresses may
+//     leave it alone. Triggers on the tables do this for writes from any
 //     process, the CLI's included; bumping from Go code would miss other
 //     writers.
 //   - After a change, ChangeStamp must return a value that differs from
@@ -80,6 +84,32 @@ var changeStampTests = []subtest{
 			n, err := s.PruneAttempts(ctx, base.Add(90*time.Minute))
 			if err == nil && n != 1 {
 				t.Errorf("PruneAttempts = %d, want 1 (the address lock)", n)
+			}
+			return err
+		})
+	}},
+	{"failures changes with every failure of a user recorded, cleared or pruned", func(t *testing.T, s Store) {
+		ctx := context.Background()
+		w := newStampWatcher(t, s, identity.StampFailures)
+		w.changes("RecordFailure of a user", func() error {
+			_, err := s.RecordFailure(ctx, userKey("alice"), base, base)
+			return err
+		})
+		w.changes("RecordFailure of the same user again", func() error {
+			_, err := s.RecordFailure(ctx, userKey("alice"), base.Add(time.Second), base)
+			return err
+		})
+		w.changes("RecordFailure of another user", func() error {
+			_, err := s.RecordFailure(ctx, userKey("bob"), base.Add(time.Hour), base)
+			return err
+		})
+		w.changes("ClearFailures of a user with failures", func() error { return s.ClearFailures(ctx, userKey("alice")) })
+		mustFail(t, s, addrKey("192.0.2.1"), base, base) // may change it or not
+		w.read("after a failure of an address")
+		w.changes("PruneAttempts deleting a user's failure", func() error {
+			n, err := s.PruneAttempts(ctx, base.Add(90*time.Minute))
+			if err == nil && n != 2 {
+				t.Errorf("PruneAttempts = %d, want 2 (bob's and the address's failures)", n)
 			}
 			return err
 		})

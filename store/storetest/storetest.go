@@ -68,6 +68,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) Store) {
 		{"APIKeys", apiKeyTests},
 		{"ChangeStamps", changeStampTests},
 		{"ActiveLocks", activeLockTests},
+		{"UsersWithFailures", failureListTests},
 		{"NonceCounts", nonceCountTests},
 	}
 	for _, g := range groups {
