@@ -21,8 +21,12 @@ type RegulatorConfig struct {
 	// StampLocks when the store keeps change stamps (ChangeStamper and
 	// LockLister): Check then answers from a copy of the active locks in
 	// memory, reloaded when the stamp changes, and a lock placed by another
-	// process is seen within this interval. 0 means DefaultCheckInterval; a
-	// negative value makes every Check query the store.
+	// process is seen within this interval. Likewise Success reads
+	// StampFailures when the store is a FailureLister too, and asks the
+	// store to clear only the users that may have failures: a failure
+	// recorded by another process is cleared by a success within this
+	// interval. 0 means DefaultCheckInterval; a negative value makes every
+	// Check and every Success query the store.
 	CheckInterval time.Duration
 }
 
@@ -44,9 +48,10 @@ func DefaultRegulatorConfig() RegulatorConfig {
 // Locks placed through a Regulator are seen by its own Check at once; share
 // one Regulator between the HTTP and SIP sides of a process.
 type Regulator struct {
-	store AttemptStore
-	cfg   RegulatorConfig
-	locks *lockSnapshot // nil: Check queries the store
+	store    AttemptStore
+	cfg      RegulatorConfig
+	locks    *lockSnapshot // nil: Check queries the store
+	failures *failureSet   // nil: Success always asks the store to clear
 }
 
 // NewRegulator returns a Regulator over store.
@@ -62,6 +67,9 @@ func NewRegulator(store AttemptStore, cfg RegulatorConfig) *Regulator {
 	lister, ok2 := store.(LockLister)
 	if ok1 && ok2 && cfg.CheckInterval > 0 {
 		r.locks = newLockSnapshot(stamper, lister, cfg.CheckInterval, cfg.Now)
+	}
+	if fl, ok := store.(FailureLister); ok1 && ok && cfg.CheckInterval > 0 {
+		r.failures = newFailureSet(stamper, fl, cfg.CheckInterval, cfg.Now)
 	}
 	return r
 }
@@ -127,6 +135,10 @@ func (r *Regulator) Failure(ctx context.Context, username, addr string) (locked 
 	}
 	for _, ru := range rules {
 		n, err := r.store.RecordFailure(ctx, ru.key, now, now.Add(-ru.window))
+		if ru.key.Kind == AttemptUser {
+			// Even after an error: the store may have kept the failure.
+			r.failures.add(ru.key.Value)
+		}
 		if err != nil {
 			return locked, Internal("identity.Regulator.Failure", err)
 		}
@@ -147,11 +159,20 @@ func (r *Regulator) Failure(ctx context.Context, username, addr string) (locked 
 
 // Success forgets the username's failures. The address's failures stay:
 // one valid account must not reset a guessing address's count.
+//
+// Failures this Regulator recorded are cleared by any Success that starts
+// after Failure returned; failures recorded by another process, by a
+// Success that starts one CheckInterval after they were recorded. When the
+// user has no failures (the common case) Success makes no query.
 func (r *Regulator) Success(ctx context.Context, username string) error {
 	if username == "" {
 		return nil
 	}
-	if err := r.store.ClearFailures(ctx, userKey(username)); err != nil {
+	k := userKey(username)
+	if may, ok := r.failures.mayHave(ctx, k.Value); ok && !may {
+		return nil
+	}
+	if err := r.store.ClearFailures(ctx, k); err != nil {
 		return Internal("identity.Regulator.Success", err)
 	}
 	return nil
