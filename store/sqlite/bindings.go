@@ -174,7 +174,16 @@ func (db *DB) UpdateBindings(ctx context.Context, aor string, now time.Time, fn 
 	if fn == nil {
 		return nil, identity.Invalid(op, "fn", "update function is nil")
 	}
-	return db.commits.submit(ctx, aor, now, fn)
+	var out []sip.Binding
+	err := db.commits.submit(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
+		var err error
+		out, err = db.applyBindings(ctx, tx, aor, now, fn)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // applyBindings is one UpdateBindings inside tx, the writer's transaction

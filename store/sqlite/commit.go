@@ -7,26 +7,26 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/rvoip/users-core/sip"
 )
 
-// Group commit of binding updates.
+// Group commit of binding updates and refresh-token writes.
 //
 // With synchronous=FULL every commit waits for an fsync of the WAL, which
-// costs far more than the statements of one registrar update. The
-// committer is one goroutine that owns the binding writes: it takes every
-// update waiting in its queue (up to maxGroup), applies each in one write
-// transaction under its own savepoint, commits once and then answers them
-// all. While one group's fsync runs, the next group gathers, so the number
-// of fsyncs per second stays near the disk's rate whatever the REGISTER
-// rate, and an idle store still commits a lone update at once (no timer
-// waits for company).
+// costs far more than the statements of one registrar update or one
+// refresh-token rotation. The committer is one goroutine that owns these
+// writes: it takes every update waiting in its queue (up to maxGroup),
+// applies each in one write transaction under its own savepoint, commits
+// once and then answers them all. While one group's fsync runs, the next
+// group gathers, so the number of fsyncs per second stays near the disk's
+// rate whatever the REGISTER or refresh rate, and an idle store still
+// commits a lone update at once (no timer waits for company).
 //
 // A savepoint per update keeps updates independent: one that fails (fn
-// refuses, a constraint is violated) rolls back to its savepoint and
-// returns its error; the others commit. A failed COMMIT fails the whole
-// group, and nothing of it is stored.
+// refuses, a rotation loses its compare-and-swap, a constraint is
+// violated) rolls back to its savepoint and returns its error; the others
+// commit. A failed COMMIT fails the whole group, and nothing of it is
+// stored. Updates of one group are applied in queue order, each seeing the
+// writes of those before it, exactly as if they had committed one by one.
 
 // maxGroup bounds the updates of one transaction, so a long queue is
 // answered in several commits rather than waiting for one huge one.
@@ -39,24 +39,28 @@ const groupTimeout = 30 * time.Second
 // errClosed answers updates submitted to, or still queued in, a closed DB.
 var errClosed = errors.New("database is closed")
 
-// bindingUpdate is one queued UpdateBindings call.
-type bindingUpdate struct {
-	aor string
-	now time.Time
-	fn  func([]sip.Binding) ([]sip.Binding, error)
+// update is one queued write: an UpdateBindings, RotateRefreshToken or
+// CreateRefreshToken call.
+type update struct {
+	// op names the call in the errors the committer itself reports
+	// (withdrawn, closed, a failed savepoint or commit).
+	op string
+	// apply makes the writes inside the group's transaction. Its error is
+	// returned to the caller unchanged, after its writes were rolled back.
+	// It runs on the committer goroutine and must not use db.w.
+	apply func(ctx context.Context, tx *sql.Tx) error
 
 	// state: 0 queued, 1 taken by the committer, 2 withdrawn by the
 	// caller. Whoever moves it from 0 first decides whether it runs.
 	state atomic.Int32
-	out   []sip.Binding
 	err   error
 	done  chan struct{}
 }
 
-// committer is the goroutine that group-commits binding updates.
+// committer is the goroutine that group-commits updates.
 type committer struct {
 	db    *DB
-	queue chan *bindingUpdate
+	queue chan *update
 	quit  chan struct{}
 	wg    sync.WaitGroup
 	once  sync.Once
@@ -64,36 +68,41 @@ type committer struct {
 	// Prepared on the writer connection: savepoint statements are parsed
 	// once, like the binding statements.
 	savepoint, release, rollbackTo *sql.Stmt
+	// The refresh-token writes, prepared on the writer (refresh.go).
+	refresh refreshStmts
 
 	groups, updates atomic.Int64 // committed transactions, updates in them
 }
 
-// CommitStats counts the group commits of binding updates since Open:
-// Groups transactions committed holding Updates updates in all (those
-// that failed alone and rolled back to their savepoint included), so
-// Updates/Groups is the mean group size.
+// CommitStats counts the group commits of binding updates and
+// refresh-token writes since Open: Groups transactions committed holding
+// Updates updates in all (those that failed alone and rolled back to
+// their savepoint included), so Updates/Groups is the mean group size.
 type CommitStats struct {
 	Groups, Updates int64
 }
 
-// CommitStats reports the group commits of binding updates so far.
+// CommitStats reports the group commits so far.
 func (db *DB) CommitStats() CommitStats {
 	return CommitStats{Groups: db.commits.groups.Load(), Updates: db.commits.updates.Load()}
 }
 
-// start prepares the savepoint statements and starts the goroutine.
+// start prepares the writer's statements and starts the goroutine.
 func (c *committer) start(ctx context.Context, db *DB) error {
 	c.db = db
-	c.queue = make(chan *bindingUpdate, 4*maxGroup)
+	c.queue = make(chan *update, 4*maxGroup)
 	c.quit = make(chan struct{})
 	var err error
-	if c.savepoint, err = db.w.PrepareContext(ctx, `SAVEPOINT binding_update`); err != nil {
+	if c.savepoint, err = db.w.PrepareContext(ctx, `SAVEPOINT grouped_update`); err != nil {
 		return err
 	}
-	if c.release, err = db.w.PrepareContext(ctx, `RELEASE binding_update`); err != nil {
+	if c.release, err = db.w.PrepareContext(ctx, `RELEASE grouped_update`); err != nil {
 		return err
 	}
-	if c.rollbackTo, err = db.w.PrepareContext(ctx, `ROLLBACK TO binding_update`); err != nil {
+	if c.rollbackTo, err = db.w.PrepareContext(ctx, `ROLLBACK TO grouped_update`); err != nil {
+		return err
+	}
+	if err = c.refresh.prepare(ctx, db.w); err != nil {
 		return err
 	}
 	c.wg.Add(1)
@@ -112,7 +121,7 @@ func (c *committer) stop() error {
 	for {
 		select {
 		case u := <-c.queue:
-			c.finish(u, nil, storeErr("sqlite.UpdateBindings", errClosed))
+			c.finish(u, storeErr(u.op, errClosed))
 		default:
 			var errs []error
 			for _, st := range []*sql.Stmt{c.savepoint, c.release, c.rollbackTo} {
@@ -120,49 +129,52 @@ func (c *committer) stop() error {
 					errs = append(errs, st.Close())
 				}
 			}
+			errs = append(errs, c.refresh.close())
 			return errors.Join(errs...)
 		}
 	}
 }
 
-// submit queues one update and waits for its commit, or for ctx.
-func (c *committer) submit(ctx context.Context, aor string, now time.Time, fn func([]sip.Binding) ([]sip.Binding, error)) ([]sip.Binding, error) {
-	const op = "sqlite.UpdateBindings"
-	u := &bindingUpdate{aor: aor, now: now, fn: fn, done: make(chan struct{})}
+// submit queues apply as the update op and waits for its commit, or for
+// ctx. A nil error means apply succeeded and its transaction is committed
+// (and fsynced); when ctx ends while the update is still queued, it is
+// withdrawn, apply never runs, and the error matches ctx.Err().
+func (c *committer) submit(ctx context.Context, op string, apply func(ctx context.Context, tx *sql.Tx) error) error {
+	u := &update{op: op, apply: apply, done: make(chan struct{})}
 	select {
 	case c.queue <- u:
 	case <-c.quit:
-		return nil, storeErr(op, errClosed)
+		return storeErr(op, errClosed)
 	case <-ctx.Done():
-		return nil, storeErr(op, ctx.Err())
+		return storeErr(op, ctx.Err())
 	}
 	var err error
 	select {
 	case <-u.done:
-		return u.out, u.err
+		return u.err
 	case <-ctx.Done():
 		err = ctx.Err()
 	case <-c.quit:
 		err = errClosed
 	}
 	if u.state.CompareAndSwap(0, 2) {
-		return nil, storeErr(op, err) // withdrawn: never applied
+		return storeErr(op, err) // withdrawn: never applied
 	}
 	// Taken: its fate is decided by the group's commit; wait for it.
 	<-u.done
-	return u.out, u.err
+	return u.err
 }
 
 // finish answers u.
-func (c *committer) finish(u *bindingUpdate, out []sip.Binding, err error) {
-	u.out, u.err = out, err
+func (c *committer) finish(u *update, err error) {
+	u.err = err
 	close(u.done)
 }
 
 // run is the committer goroutine.
 func (c *committer) run() {
 	defer c.wg.Done()
-	group := make([]*bindingUpdate, 0, maxGroup)
+	group := make([]*update, 0, maxGroup)
 	for {
 		select {
 		case <-c.quit: // first, so that Close stops it even with a full queue
@@ -190,15 +202,14 @@ func (c *committer) run() {
 }
 
 // commit applies group in one transaction and answers every update in it.
-func (c *committer) commit(group []*bindingUpdate) {
-	const op = "sqlite.UpdateBindings"
+func (c *committer) commit(group []*update) {
 	// Drop the updates whose callers gave up while queued.
 	live := group[:0]
 	for _, u := range group {
 		if u.state.CompareAndSwap(0, 1) {
 			live = append(live, u)
 		} else {
-			c.finish(u, nil, storeErr(op, context.Canceled))
+			c.finish(u, storeErr(u.op, context.Canceled))
 		}
 	}
 	if len(live) == 0 {
@@ -208,7 +219,7 @@ func (c *committer) commit(group []*bindingUpdate) {
 	defer cancel()
 	fail := func(err error) {
 		for _, u := range live {
-			c.finish(u, nil, storeErr(op, err))
+			c.finish(u, storeErr(u.op, err))
 		}
 	}
 	tx, err := c.db.w.BeginTx(ctx, nil)
@@ -219,23 +230,21 @@ func (c *committer) commit(group []*bindingUpdate) {
 	if len(live) == 1 {
 		// Alone: no savepoint needed, an error rolls the transaction back.
 		u := live[0]
-		out, err := c.db.applyBindings(ctx, tx, u.aor, u.now, u.fn)
-		if err != nil {
+		if err := u.apply(ctx, tx); err != nil {
 			_ = tx.Rollback()
-			c.finish(u, nil, err)
+			c.finish(u, err)
 			return
 		}
 		if err := tx.Commit(); err != nil {
-			c.finish(u, nil, storeErr(op, err))
+			c.finish(u, storeErr(u.op, err))
 			return
 		}
 		c.groups.Add(1)
 		c.updates.Add(1)
-		c.finish(u, out, nil)
+		c.finish(u, nil)
 		return
 	}
 	savepoint, release, rollbackTo := tx.StmtContext(ctx, c.savepoint), tx.StmtContext(ctx, c.release), tx.StmtContext(ctx, c.rollbackTo)
-	outs := make([][]sip.Binding, len(live))
 	errs := make([]error, len(live))
 	for i, u := range live {
 		if _, err := savepoint.ExecContext(ctx); err != nil {
@@ -243,9 +252,7 @@ func (c *committer) commit(group []*bindingUpdate) {
 			fail(err)
 			return
 		}
-		outs[i], errs[i] = c.db.applyBindings(ctx, tx, u.aor, u.now, u.fn)
-		if errs[i] != nil {
-			outs[i] = nil
+		if errs[i] = u.apply(ctx, tx); errs[i] != nil {
 			if _, err := rollbackTo.ExecContext(ctx); err != nil {
 				_ = tx.Rollback()
 				fail(err)
@@ -265,6 +272,6 @@ func (c *committer) commit(group []*bindingUpdate) {
 	c.groups.Add(1)
 	c.updates.Add(int64(len(live)))
 	for i, u := range live {
-		c.finish(u, outs[i], errs[i])
+		c.finish(u, errs[i])
 	}
 }

@@ -41,9 +41,40 @@ func scanRefreshToken(s rowScanner) (*identity.RefreshToken, error) {
 	return &t, nil
 }
 
-// insertRefreshToken inserts t with tx. A taken ID or hash matches
-// identity.ErrConflict, a missing user identity.ErrNotFound.
-func insertRefreshToken(ctx context.Context, tx *sql.Tx, op string, t *identity.RefreshToken) error {
+// refreshStmts are the refresh-token writes of the committer, prepared
+// once on the writer connection: parsing costs about as much as running
+// them, and they run on the one goroutine every grouped write waits for.
+type refreshStmts struct {
+	insert, rotate, exists *sql.Stmt
+}
+
+func (s *refreshStmts) prepare(ctx context.Context, w *sql.DB) error {
+	var err error
+	if s.insert, err = w.PrepareContext(ctx, `INSERT INTO refresh_tokens (`+refreshColumns+`)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`); err != nil {
+		return err
+	}
+	if s.rotate, err = w.PrepareContext(ctx, `UPDATE refresh_tokens SET rotated_at = ?, successor_id = ?, successor_sealed = ?
+	WHERE id = ? AND rotated_at IS NULL AND revoked_at IS NULL`); err != nil {
+		return err
+	}
+	s.exists, err = w.PrepareContext(ctx, `SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE id = ?)`)
+	return err
+}
+
+func (s *refreshStmts) close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{s.insert, s.rotate, s.exists} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkRefreshToken refuses a token record that cannot be stored, before
+// it is queued for the writer.
+func checkRefreshToken(op string, t *identity.RefreshToken) error {
 	if t == nil {
 		return identity.Invalid(op, "token", "refresh token is nil")
 	}
@@ -56,12 +87,18 @@ func insertRefreshToken(ctx context.Context, tx *sql.Tx, op string, t *identity.
 	if t.FamilyID == "" {
 		return identity.Invalid(op, "family_id", "refresh token family is not set")
 	}
+	return nil
+}
+
+// insertRefreshToken inserts t, checked by checkRefreshToken, with tx. A
+// taken ID or hash matches identity.ErrConflict, a missing user
+// identity.ErrNotFound.
+func (s *refreshStmts) insertRefreshToken(ctx context.Context, tx *sql.Tx, op string, t *identity.RefreshToken) error {
 	var successorID any
 	if t.SuccessorID != "" {
 		successorID = t.SuccessorID
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO refresh_tokens (`+refreshColumns+`)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := tx.StmtContext(ctx, s.insert).ExecContext(ctx,
 		t.ID, t.Hash, t.FamilyID, t.ParentID, t.UserID, millis(t.CreatedAt), millis(t.LastUsedAt),
 		millis(t.IdleExpiresAt), millis(t.AbsoluteExpiresAt), optMillis(t.RotatedAt), successorID,
 		t.SuccessorSealed, optMillis(t.RevokedAt))
@@ -86,10 +123,19 @@ func isForeignKeyViolation(err error) bool {
 
 // CreateRefreshToken inserts t, the first token of a family. A taken ID or
 // hash matches identity.ErrConflict; a missing user identity.ErrNotFound.
+//
+// The insert is group-committed with other writes (commit.go) and
+// CreateRefreshToken returns only after that commit, so a token it
+// acknowledged is durable. When ctx ends while the insert is still
+// queued, it is withdrawn and never applied.
 func (db *DB) CreateRefreshToken(ctx context.Context, t *identity.RefreshToken) error {
 	const op = "sqlite.CreateRefreshToken"
-	return db.inWriteTx(ctx, op, func(tx *sql.Tx) error {
-		return insertRefreshToken(ctx, tx, op, t)
+	if err := checkRefreshToken(op, t); err != nil {
+		return err
+	}
+	stmts := &db.commits.refresh
+	return db.commits.submit(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
+		return stmts.insertRefreshToken(ctx, tx, op, t)
 	})
 }
 
@@ -116,15 +162,25 @@ func (db *DB) RefreshTokenByHash(ctx context.Context, hash []byte) (*identity.Re
 // id oldID. The single writer serializes concurrent rotations, so of
 // several with one token exactly one succeeds. next is stored as given; a
 // taken ID or hash fails with identity.ErrConflict and undoes the rotation.
+//
+// Rotations are group-committed with other writes (commit.go): the
+// rotations waiting when the writer becomes free share one transaction,
+// each under its own savepoint and applied in turn, so one fsync
+// acknowledges them all while a rotation that fails changes nothing.
+// RotateRefreshToken returns only after that commit, so a successor it
+// acknowledged is durable. When ctx ends while the rotation is still
+// queued, it is withdrawn and never applied.
 func (db *DB) RotateRefreshToken(ctx context.Context, oldID string, rotatedAt time.Time, successorSealed []byte, next *identity.RefreshToken) error {
 	const op = "sqlite.RotateRefreshToken"
 	if next == nil {
 		return identity.Invalid(op, "next", "successor token is nil")
 	}
-	return db.inWriteTx(ctx, op, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE refresh_tokens SET rotated_at = ?, successor_id = ?, successor_sealed = ?
-	WHERE id = ? AND rotated_at IS NULL AND revoked_at IS NULL`,
-			millis(rotatedAt), next.ID, successorSealed, oldID)
+	if err := checkRefreshToken(op, next); err != nil {
+		return err
+	}
+	stmts := &db.commits.refresh
+	return db.commits.submit(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.StmtContext(ctx, stmts.rotate).ExecContext(ctx, millis(rotatedAt), next.ID, successorSealed, oldID)
 		if err != nil {
 			return storeErr(op, err)
 		}
@@ -134,7 +190,7 @@ func (db *DB) RotateRefreshToken(ctx context.Context, oldID string, rotatedAt ti
 		}
 		if n == 0 {
 			var exists bool
-			if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE id = ?)`, oldID).Scan(&exists); err != nil {
+			if err := tx.StmtContext(ctx, stmts.exists).QueryRowContext(ctx, oldID).Scan(&exists); err != nil {
 				return storeErr(op, err)
 			}
 			if !exists {
@@ -142,7 +198,7 @@ func (db *DB) RotateRefreshToken(ctx context.Context, oldID string, rotatedAt ti
 			}
 			return identity.E(op, identity.CodeConflict, "refresh token was already rotated or revoked")
 		}
-		return insertRefreshToken(ctx, tx, op, next)
+		return stmts.insertRefreshToken(ctx, tx, op, next)
 	})
 }
 
