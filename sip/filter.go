@@ -54,6 +54,13 @@ type FilterStats struct {
 	// Timestamp) holds a control character: answering would send a header
 	// of the sender's choosing.
 	UnsafeDrops uint64
+
+	// UDPTransactions are the UDP REGISTER transactions in progress or
+	// kept for retransmissions (udpfast.go); UDPQueueFull the UDP
+	// REGISTERs answered 503 at once because every worker was busy and
+	// the queue was full.
+	UDPTransactions int
+	UDPQueueFull    uint64
 }
 
 type ipState struct {

@@ -44,22 +44,36 @@ type RegisterOutcome struct {
 // verification, AoR authorization and the registrar update (RFC 3261
 // section 10.3). It is the sipgo handler; tests drive it with siptest.
 func (s *Server) HandleRegister(req *sip.Request, tx sip.ServerTransaction) {
+	res, out, counted := s.answerRegister(req, localAddr(tx))
+	terminate := res.StatusCode == 401 // stateless nonces: a retransmission may get a fresh 401
+	s.send(req, tx, res, terminate)
+	if counted {
+		s.reportOutcome(req, out)
+	}
+}
+
+// answerRegister decides the answer to a REGISTER that arrived on our
+// address local, under the in-flight bound and the REGISTER deadline.
+// counted is false for the 503 of a full in-flight bound, which is not
+// logged or reported per request.
+func (s *Server) answerRegister(req *sip.Request, local string) (res *sip.Response, out outcome, counted bool) {
 	select {
 	case s.inflight <- struct{}{}:
 		defer func() { <-s.inflight }()
 	default:
 		res := sip.NewResponseFromRequest(req, 503, "Service Unavailable", nil)
-		res.AppendHeader(sip.NewHeader("Retry-After", "5"))
-		s.send(req, tx, res, false)
-		return
+		res.AppendHeader(sip.NewHeader("Retry-After", overloadRetryAfter))
+		return res, out, false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RegisterTimeout)
 	defer cancel()
-	var out outcome
-	res := s.register(ctx, req, tx, &out)
-	terminate := res.StatusCode == 401 // stateless nonces: a retransmission may get a fresh 401
-	s.send(req, tx, res, terminate)
+	res = s.register(ctx, req, local, &out)
 	out.status = res.StatusCode
+	return res, out, true
+}
+
+// reportOutcome logs one answered REGISTER and tells Config.Outcomes.
+func (s *Server) reportOutcome(req *sip.Request, out outcome) {
 	s.logOutcome(req, out)
 	if s.cfg.Outcomes != nil {
 		s.cfg.Outcomes(RegisterOutcome{Time: s.cfg.Now(), User: out.user, AoR: out.aor, Source: req.Source(),
@@ -78,8 +92,8 @@ func (s *Server) send(req *sip.Request, tx sip.ServerTransaction, res *sip.Respo
 	}
 }
 
-// register decides the answer to req.
-func (s *Server) register(ctx context.Context, req *sip.Request, tx sip.ServerTransaction, out *outcome) *sip.Response {
+// register decides the answer to req, which arrived on our address local.
+func (s *Server) register(ctx context.Context, req *sip.Request, local string, out *outcome) *sip.Response {
 	rr, rerr := ParseRegister(req)
 	if rerr != nil {
 		out.reason = rerr.Reason
@@ -137,7 +151,7 @@ func (s *Server) register(ctx context.Context, req *sip.Request, tx sip.ServerTr
 		out.reason = "credentials for another AoR"
 		return sip.NewResponseFromRequest(req, 403, "Forbidden", nil)
 	}
-	return s.apply(ctx, req, rr, localAddr(tx), userID, maxExpiresAt, out)
+	return s.apply(ctx, req, rr, local, userID, maxExpiresAt, out)
 }
 
 // credentialsFor picks the credentials for realm: a Bearer token, else

@@ -126,6 +126,7 @@ type Server struct {
 	bearerOn map[string]bool
 	inflight chan struct{}
 	filter   *SourceFilter
+	udp      *udpFast
 	handlers sync.WaitGroup
 	log      zerolog.Logger
 
@@ -190,6 +191,7 @@ func NewServer(cfg Config) (*Server, error) {
 		filter:   NewSourceFilter(cfg.Filter),
 		log:      cfg.Logger.With().Str("component", "sip").Logger(),
 	}
+	s.udp = newUDPFast(s)
 	for _, d := range cfg.Domains {
 		if err := ValidateRealm(d); err != nil {
 			return nil, fmt.Errorf("sip.NewServer: domain %q cannot be a Digest realm: %w", d, err)
@@ -224,7 +226,7 @@ func NewServer(cfg Config) (*Server, error) {
 			sip.WithTransportLayerTransports(sip.TransportsConfig{TCP: tcp, TLS: tlsT, WS: ws, WSS: wss}),
 			// After the transports above, so only the default UDP
 			// transport gets the filter (it filters UDP only anyway).
-			sip.WithTransportLayerReadFilter(s.filter.Filter),
+			sip.WithTransportLayerReadFilter(s.readFilter),
 		),
 	)
 	if err != nil {
@@ -244,9 +246,28 @@ func NewServer(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// FilterStats returns the UDP source filter's counters and the size of
-// sipgo's UDP connection pool, for metrics.
-func (s *Server) FilterStats() FilterStats { return s.filter.Stats() }
+// readFilter runs on each datagram sipgo's UDP reader reads, before
+// parsing: the source filter first, then a REGISTER is taken over by the
+// UDP REGISTER path (udpfast.go) and dropped for sipgo.
+func (s *Server) readFilter(p sip.TransportReadProps, data []byte) ([]byte, error) {
+	data, err := s.filter.Filter(p, data)
+	if err != nil || len(data) == 0 || p.Transport != "UDP" {
+		return data, err
+	}
+	if s.udp.take(p, data) {
+		return nil, nil
+	}
+	return data, nil
+}
+
+// FilterStats returns the UDP source filter's counters, the size of
+// sipgo's UDP connection pool and of the UDP REGISTER transactions, for
+// metrics.
+func (s *Server) FilterStats() FilterStats {
+	st := s.filter.Stats()
+	st.UDPTransactions, st.UDPQueueFull = s.udp.txs.size(), s.udp.overload.Load()
+	return st
+}
 
 // tracked counts a handler in flight, so Shutdown can let it finish. A
 // request the filter does not admit after parsing (a scanner's
@@ -284,6 +305,7 @@ func (s *Server) Listen(l Listeners) (map[string]string, error) {
 			return nil, s.failListen("udp", l.UDP, err)
 		}
 		bound["udp"] = pc.LocalAddr().String()
+		s.udp.addConn(pc)
 		s.serve(pc.Close, func() error { return s.srv.ServeUDP(pc) })
 	}
 	stream := []struct {
@@ -365,6 +387,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.ua.Close()
 	s.serveDone.Wait()
+	s.udp.close()
 	return err
 }
 

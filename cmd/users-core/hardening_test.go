@@ -208,8 +208,10 @@ func TestScannerUserAgentsAreDroppedOnEveryTransport(t *testing.T) {
 	if v, ok := sample(fams, "users_core_sip_filter_sources"); !ok || v < 1 {
 		t.Errorf("sip_filter_sources = %v (%v), want the phone's address", v, ok)
 	}
-	if _, ok := sample(fams, "users_core_sip_udp_pool_entries"); !ok {
-		t.Error("no users_core_sip_udp_pool_entries")
+	for _, name := range []string{"users_core_sip_udp_pool_entries", "users_core_sip_udp_transactions", "users_core_sip_udp_queue_full_total"} {
+		if _, ok := sample(fams, name); !ok {
+			t.Error("no " + name)
+		}
 	}
 }
 

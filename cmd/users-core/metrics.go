@@ -324,6 +324,14 @@ func (mt *metrics) sipFilter(stats func() sip.FilterStats) {
 			Namespace: ns, Name: "sip_udp_pool_pruned_total",
 			Help: "Idle source entries the filter removed from sipgo's UDP connection pool.",
 		}, func() float64 { return float64(stats().PoolPruned) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: ns, Name: "sip_udp_transactions",
+			Help: "UDP REGISTER transactions in progress or kept for retransmissions (answers for 32 s, challenges for 4 s).",
+		}, func() float64 { return float64(stats().UDPTransactions) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: ns, Name: "sip_udp_queue_full_total",
+			Help: "UDP REGISTERs answered 503 at once because every worker was busy and the queue (max_in_flight) was full.",
+		}, func() float64 { return float64(stats().UDPQueueFull) }),
 	)
 }
 

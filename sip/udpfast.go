@@ -1,0 +1,381 @@
+package sip
+
+import (
+	"bytes"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// REGISTER over UDP is answered here, beside sipgo rather than through
+// it. sipgo's UDP listener reads every datagram on one goroutine, parses
+// it there, then starts a goroutine and a transaction state machine with
+// its own timers per request; under load the single parsing reader and
+// the per-request machinery cost about a third of the registrar's CPU.
+//
+// The read filter (Server.readFilter) hands each REGISTER datagram that
+// passed the source filter to a fixed pool of workers and tells sipgo to
+// drop it. A worker parses it with sipgo's parser, answers it with the same
+// code as every other transport (answerRegister) and writes the answer on
+// the listening socket, to the datagram's source address (what sipgo
+// does, and what RFC 3581 asks for behind NAT). Everything else (OPTIONS,
+// other methods, responses, keep-alives) still goes to sipgo.
+//
+// The server transaction of RFC 3261 section 17.2.2 (non-INVITE) is kept
+// by udpTxTable: a retransmission that arrives while its request is being
+// answered is absorbed, and one that arrives after the final answer gets
+// the same answer again until Timer J (64*T1, 32 s) ends. Without this, a
+// phone whose 200 was lost would retransmit into the nonce-count replay
+// check. A 401 challenge is kept for a shorter time, challengeKeep: long
+// enough for the retransmissions a client sent before the 401 reached it
+// (a client that received a different 401 for each may give up, as SIPp
+// does), short enough that a flood of unauthenticated REGISTERs holds
+// little memory. Past the table's cap (udpMaxTx) challenges are not kept
+// at all and a retransmission is challenged afresh (nonces are
+// stateless, so that is safe, only less friendly).
+
+const (
+	// udpWorkers answer REGISTERs; each spends most of its time waiting
+	// for the group commit of its binding update, so this bounds the
+	// REGISTERs in progress over UDP, not the CPU used.
+	udpWorkers = 128
+	// timerJ is how long a final answer other than a 401 is kept for
+	// retransmissions (RFC 3261 section 17.2.2: 64*T1 over UDP).
+	timerJ = 64 * 500 * time.Millisecond
+	// challengeKeep is how long a 401 is kept for retransmissions: a
+	// UDP client retransmits at 0.5, 1, 2 and 4 s (Timer E up to T2), so
+	// a request retransmitted before our 401 reached it arrives within
+	// about 4 s of the first.
+	challengeKeep = 8 * 500 * time.Millisecond
+	// udpMaxTx caps the transactions held (each a few hundred bytes)
+	// beyond which challenges are no longer kept.
+	udpMaxTx = 200_000
+)
+
+// udpJob is one REGISTER datagram waiting for a worker.
+type udpJob struct {
+	buf  *[]byte
+	conn net.PacketConn
+	src  net.Addr
+}
+
+// udpFast is the REGISTER path for UDP.
+type udpFast struct {
+	s      *Server
+	parser *sip.Parser
+	queue  chan udpJob
+	txs    *udpTxTable
+
+	mu      sync.RWMutex
+	conns   []net.PacketConn // our UDP listeners
+	started bool
+	stop    chan struct{}
+	workers sync.WaitGroup
+
+	overload atomic.Uint64 // REGISTERs answered 503 because the queue was full
+}
+
+var udpBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+func newUDPFast(s *Server) *udpFast {
+	return &udpFast{
+		s:      s,
+		parser: sip.NewParser(),
+		queue:  make(chan udpJob, s.cfg.MaxInFlight),
+		txs:    newUDPTxTable(s.cfg.Now, udpMaxTx),
+		stop:   make(chan struct{}),
+	}
+}
+
+// addConn registers a UDP listener and starts the workers with the first.
+func (f *udpFast) addConn(pc net.PacketConn) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.conns = append(f.conns, pc)
+	if f.started {
+		return
+	}
+	f.started = true
+	for range udpWorkers {
+		f.workers.Add(1)
+		go f.work()
+	}
+}
+
+// conn returns our listener whose address is local.
+func (f *udpFast) conn(local net.Addr) net.PacketConn {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	for _, c := range f.conns {
+		if c.LocalAddr() == local { // the same *net.UDPAddr sipgo was handed
+			return c
+		}
+	}
+	for _, c := range f.conns {
+		if c.LocalAddr().String() == local.String() {
+			return c
+		}
+	}
+	return nil
+}
+
+// take queues data, a datagram that passed the source filter, when it is
+// a REGISTER on one of our listeners. It reports whether it did (sipgo
+// must then drop the datagram). It runs on sipgo's UDP reader: keep it
+// short.
+func (f *udpFast) take(p sip.TransportReadProps, data []byte) bool {
+	if !bytes.HasPrefix(data, []byte("REGISTER ")) || p.RemoteAddr == nil {
+		return false
+	}
+	conn := f.conn(p.LocalAddr)
+	if conn == nil {
+		return false
+	}
+	buf := udpBufPool.Get().(*[]byte)
+	*buf = append((*buf)[:0], data...)
+	job := udpJob{buf: buf, conn: conn, src: p.RemoteAddr}
+	f.s.handlers.Add(1)
+	select {
+	case f.queue <- job:
+	default:
+		// Every worker is busy and the queue is full: answer 503 here,
+		// which also slows this reader down to what we can serve.
+		f.overload.Add(1)
+		f.serve(job, true)
+	}
+	return true
+}
+
+func (f *udpFast) work() {
+	defer f.workers.Done()
+	var out bytes.Buffer
+	for {
+		select {
+		case job := <-f.queue:
+			f.serveInto(job, false, &out)
+		case <-f.stop:
+			return
+		}
+	}
+}
+
+// close stops the workers once the queue is drained; the listeners must
+// be closed and their readers gone.
+func (f *udpFast) close() {
+	f.mu.Lock()
+	started := f.started
+	f.started = false
+	f.mu.Unlock()
+	if !started {
+		return
+	}
+	close(f.stop)
+	f.workers.Wait()
+}
+
+func (f *udpFast) serve(job udpJob, overloaded bool) {
+	var out bytes.Buffer
+	f.serveInto(job, overloaded, &out)
+}
+
+// serveInto answers one REGISTER datagram; out is scratch space for the
+// answer's bytes.
+func (f *udpFast) serveInto(job udpJob, overloaded bool, out *bytes.Buffer) {
+	defer f.s.handlers.Done()
+	defer udpBufPool.Put(job.buf)
+	s := f.s
+	msg, err := f.parser.ParseSIP(*job.buf)
+	if err != nil {
+		// As sipgo does: an unparsable datagram gets no answer. Its bytes
+		// are never logged (they may carry credentials).
+		s.log.Debug().Err(err).Str("source", job.src.String()).Msg("unparsable REGISTER datagram dropped")
+		return
+	}
+	req, ok := msg.(*sip.Request)
+	if !ok {
+		return
+	}
+	req.SetTransport("UDP")
+	req.SetSource(job.src.String())
+	if !s.filter.admit(req) {
+		return
+	}
+	if req.Via() == nil || req.CSeq() == nil {
+		// No transaction can be formed: a stateless 400, as sipgo sends.
+		f.write(job, sip.NewResponseFromRequest(req, 400, "Bad Request", nil), out)
+		return
+	}
+	if overloaded {
+		res := sip.NewResponseFromRequest(req, 503, "Service Unavailable", nil)
+		res.AppendHeader(sip.NewHeader("Retry-After", overloadRetryAfter))
+		f.write(job, res, out)
+		return
+	}
+	key := udpTxKey(req)
+	if cached, known := f.txs.begin(key); known {
+		if cached != nil {
+			f.writeBytes(job, cached)
+		}
+		return // in progress: absorbed
+	}
+	res, o, counted := s.answerRegister(req, job.conn.LocalAddr().String())
+	// The transaction learns its answer before the answer leaves, so a
+	// retransmission sent the moment the answer arrives finds it.
+	if f.encode(job, res, out) {
+		f.txs.complete(key, out.Bytes(), res.StatusCode == 401)
+	} else {
+		f.txs.forget(key)
+	}
+	if out.Len() > 0 {
+		f.writeBytes(job, out.Bytes())
+	}
+	if counted {
+		s.reportOutcome(req, o)
+	}
+}
+
+// write sends res to the datagram's source.
+func (f *udpFast) write(job udpJob, res *sip.Response, out *bytes.Buffer) {
+	if f.encode(job, res, out) {
+		f.writeBytes(job, out.Bytes())
+	}
+}
+
+// encode puts the bytes of res in out. An answer larger than
+// udp_max_response is not sent: out is left empty and it reports false.
+func (f *udpFast) encode(job udpJob, res *sip.Response, out *bytes.Buffer) bool {
+	out.Reset()
+	res.StringWrite(out)
+	if out.Len() > sip.UDPMTUSize-200 {
+		f.s.log.Warn().Int("status", res.StatusCode).Int("bytes", out.Len()).Str("source", job.src.String()).
+			Msg("sending response failed: larger than udp_max_response")
+		out.Reset()
+		return false
+	}
+	return true
+}
+
+func (f *udpFast) writeBytes(job udpJob, b []byte) bool {
+	if _, err := job.conn.WriteTo(b, job.src); err != nil {
+		f.s.log.Warn().Err(err).Str("source", job.src.String()).Msg("sending response failed")
+		return false
+	}
+	return true
+}
+
+// udpTxKey identifies a REGISTER's server transaction (RFC 3261 section
+// 17.2.3): the top Via's branch and sent-by when the branch has the magic
+// cookie, else (RFC 2543 clients) the Call-ID, CSeq, From tag and top Via.
+func udpTxKey(req *sip.Request) string {
+	via := req.Via()
+	port := via.Port
+	if branch, ok := via.Params.Get("branch"); ok && len(branch) > len(sip.RFC3261BranchMagicCookie) &&
+		branch[:len(sip.RFC3261BranchMagicCookie)] == sip.RFC3261BranchMagicCookie {
+		return branch + "\x00" + via.Host + ":" + strconv.Itoa(port)
+	}
+	k := "\x01" + via.Value() + "\x00" + strconv.FormatUint(uint64(req.CSeq().SeqNo), 10)
+	if cid := req.CallID(); cid != nil {
+		k += "\x00" + cid.Value()
+	}
+	if from := req.From(); from != nil {
+		if tag, ok := from.Params.Get("tag"); ok {
+			k += "\x00" + tag
+		}
+	}
+	return k
+}
+
+// udpTxTable holds the UDP REGISTER transactions in progress and the
+// final answers kept for retransmissions: a 401 for challengeKeep, any
+// other answer until Timer J.
+type udpTxTable struct {
+	now func() time.Time
+	max int // transactions held before 401s stop being kept
+
+	mu         sync.Mutex
+	txs        map[string][]byte // nil: in progress
+	challenges udpTxQueue
+	finals     udpTxQueue
+}
+
+// udpTxQueue holds completed transactions in the order they expire.
+type udpTxQueue struct {
+	keep time.Duration
+	done []udpTxDone // oldest first, from head
+	head int
+}
+
+type udpTxDone struct {
+	key    string
+	expiry time.Time
+}
+
+func newUDPTxTable(now func() time.Time, max int) *udpTxTable {
+	return &udpTxTable{now: now, max: max, txs: map[string][]byte{},
+		challenges: udpTxQueue{keep: challengeKeep}, finals: udpTxQueue{keep: timerJ}}
+}
+
+// begin starts the transaction key. known is true when it exists already;
+// answer is then its final answer, nil while it is in progress.
+func (t *udpTxTable) begin(key string) (answer []byte, known bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if a, ok := t.txs[key]; ok {
+		return a, true
+	}
+	t.txs[key] = nil
+	return nil, false
+}
+
+// forget ends the transaction key at once.
+func (t *udpTxTable) forget(key string) {
+	t.mu.Lock()
+	delete(t.txs, key)
+	t.mu.Unlock()
+}
+
+// complete keeps a copy of answer for key (a challenge for challengeKeep,
+// else until Timer J) and forgets the transactions whose time has passed.
+// A challenge is forgotten at once while the table is full.
+func (t *udpTxTable) complete(key string, answer []byte, challenge bool) {
+	now := t.now()
+	kept := bytes.Clone(answer)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.challenges.expire(t.txs, now)
+	t.finals.expire(t.txs, now)
+	q := &t.finals
+	if challenge {
+		if len(t.txs) > t.max {
+			delete(t.txs, key)
+			return
+		}
+		q = &t.challenges
+	}
+	t.txs[key] = kept
+	q.done = append(q.done, udpTxDone{key: key, expiry: now.Add(q.keep)})
+}
+
+// expire deletes from txs the transactions of q whose time has passed.
+func (q *udpTxQueue) expire(txs map[string][]byte, now time.Time) {
+	for q.head < len(q.done) && !now.Before(q.done[q.head].expiry) {
+		delete(txs, q.done[q.head].key)
+		q.done[q.head] = udpTxDone{}
+		q.head++
+	}
+	if q.head > 1024 && q.head*2 > len(q.done) {
+		q.done = append(q.done[:0], q.done[q.head:]...)
+		q.head = 0
+	}
+}
+
+// size is the number of transactions held, for tests and metrics.
+func (t *udpTxTable) size() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.txs)
+}
