@@ -307,7 +307,9 @@ func (c *cli) serve(ctx context.Context, args []string) error {
 	if err := cfg.finish(); err != nil {
 		return err
 	}
-	logger, err := newLogger(cfg.UsersCore.Log, c.stderr)
+	logs := newLogBuffer(c.stderr)
+	defer logs.Close()
+	logger, err := newLogger(cfg.UsersCore.Log, logs)
 	if err != nil {
 		return usagef("%v", err)
 	}
