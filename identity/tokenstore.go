@@ -35,7 +35,8 @@ type RefreshToken struct {
 // store/storetest. Missing records match ErrNotFound.
 type RefreshStore interface {
 	// CreateRefreshToken inserts t (the first token of a family). A missing
-	// user matches ErrNotFound.
+	// user matches ErrNotFound. Like RotateRefreshToken, it returns nil only
+	// once t is durably committed.
 	CreateRefreshToken(ctx context.Context, t *RefreshToken) error
 	// RefreshTokenByHash returns the token whose Hash is hash, whatever its
 	// state (rotated, revoked and expired tokens too: the caller decides).
@@ -46,6 +47,10 @@ type RefreshStore interface {
 	// not rotated and not revoked (ErrNotFound when it does not exist). This
 	// compare-and-swap makes two concurrent refreshes with one token produce
 	// one successor. next must carry the old token's FamilyID and UserID.
+	// It returns nil only once the rotation is durably committed: Refresh
+	// hands next's token to the client on that answer. Implementations may
+	// commit several rotations together, provided each stays independent
+	// (one failing changes nothing of the others).
 	RotateRefreshToken(ctx context.Context, oldID string, rotatedAt time.Time, successorSealed []byte, next *RefreshToken) error
 	// RevokeRefreshFamily revokes every token of the family. Revocations are
 	// idempotent and keep the first RevokedAt.
