@@ -2,7 +2,9 @@ package identity
 
 import (
 	"context"
+	"errors"
 	"hash/maphash"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +15,42 @@ import (
 // (the user, one sealed HA1 and the key), so the default costs some tens of
 // MiB at most.
 const DefaultCacheEntries = 100_000
+
+// DigestCredentialReader is implemented by a UserStore that can read what
+// a DigestHA1 cache miss needs in one step; DigestHA1 uses it when the
+// store has it, and UserByName then Credentials otherwise. With many users
+// most REGISTERs of a user not seen lately miss the cache, so this read is
+// on the REGISTER path.
+type DigestCredentialReader interface {
+	// DigestCredentials returns the user whose UsernameKey is
+	// UsernameKey(name) and its SIP credentials with algorithm alg and
+	// Qualified equal to qualified, of every realm, read from one
+	// snapshot. No such user matches ErrNotFound; a user without such a
+	// credential comes with none.
+	DigestCredentials(ctx context.Context, name string, alg DigestAlgorithm, qualified bool) (*User, []SIPCredential, error)
+}
+
+// lookupDigest is the miss path of DigestHA1 through a
+// DigestCredentialReader: the same answers as Service.lookupHA1 gives
+// through UserByName and Credentials.
+func lookupDigest(ctx context.Context, r DigestCredentialReader, username, realm string, alg DigestAlgorithm, qualified bool) (*credEntry, error) {
+	u, creds, err := r.DigestCredentials(ctx, username, alg, qualified)
+	if errors.Is(err, ErrNotFound) {
+		return &credEntry{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !u.Active || u.TokenOnly {
+		return &credEntry{}, nil
+	}
+	for _, c := range creds {
+		if c.Algorithm == alg && c.Qualified == qualified && strings.EqualFold(c.Realm, realm) {
+			return &credEntry{user: u, cred: c}, nil
+		}
+	}
+	return &credEntry{}, nil
+}
 
 // credKey names one DigestHA1 answer.
 type credKey struct {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,11 +23,17 @@ const (
 )
 
 // readCounter is the real SQLite store, counting the reads DigestHA1 makes
-// and able to fail ChangeStamp.
+// and able to fail ChangeStamp. It has the one-step DigestCredentials of
+// the SQLite store; userStoreOnly hides it.
 type readCounter struct {
 	*sqlite.DB
-	byName, byID, creds, stamps atomic.Int64
-	failStamp                   atomic.Bool
+	byName, byID, creds, digest, stamps atomic.Int64
+	failStamp                           atomic.Bool
+}
+
+func (c *readCounter) DigestCredentials(ctx context.Context, name string, alg identity.DigestAlgorithm, qualified bool) (*identity.User, []identity.SIPCredential, error) {
+	c.digest.Add(1)
+	return c.DB.DigestCredentials(ctx, name, alg, qualified)
 }
 
 func (c *readCounter) UserByID(ctx context.Context, id string) (*identity.User, error) {
@@ -52,9 +59,10 @@ func (c *readCounter) ChangeStamp(ctx context.Context, name string) (int64, erro
 	return c.DB.ChangeStamp(ctx, name)
 }
 
-// reads returns the user and credential reads so far and resets them.
+// reads returns the user and credential reads so far and resets them: a
+// DigestHA1 cache miss is one read (DigestCredentials).
 func (c *readCounter) reads() int64 {
-	return c.byName.Swap(0) + c.creds.Swap(0)
+	return c.byName.Swap(0) + c.creds.Swap(0) + c.digest.Swap(0)
 }
 
 // userStoreOnly hides every method of the store but UserStore's: a backend
@@ -176,8 +184,8 @@ func TestDigestHA1CacheHitReadsNothingFromTheStore(t *testing.T) {
 	n.store.reads()
 
 	n.wantHA1("first ask", "alice", password)
-	if r := n.store.reads(); r != 2 {
-		t.Errorf("first ask: %d store reads, want 2 (user, credentials)", r)
+	if r := n.store.reads(); r != 1 {
+		t.Errorf("first ask: %d store reads, want 1 (user and credentials in one)", r)
 	}
 	u, _, _ := n.ha1("alice")
 	if r := n.store.reads(); r != 0 {
@@ -196,8 +204,8 @@ func TestDigestHA1CacheHitReadsNothingFromTheStore(t *testing.T) {
 	// Another algorithm or realm, or the qualified variant, is another entry.
 	n.ha1For("alice", realm, identity.MD5, false)
 	n.ha1For("alice", realm, identity.SHA256, true)
-	if r := n.store.reads(); r != 4 {
-		t.Errorf("MD5 and qualified: %d store reads, want 4", r)
+	if r := n.store.reads(); r != 2 {
+		t.Errorf("MD5 and qualified: %d store reads, want 2", r)
 	}
 	if _, h, ok := n.ha1For("alice", realm, identity.SHA256, true); !ok || h != mustHA1(t, identity.SHA256, "alice@"+realm, password) {
 		t.Error("qualified HA1 from the cache is not the HA1 over alice@realm")
@@ -305,7 +313,7 @@ func TestDigestHA1CachesNegativeAnswersUntilTheUserAppears(t *testing.T) {
 		{"an unknown user", "x7f3k2q9", realm, 1},
 		{"a disabled user", "dora", realm, 1},
 		{"a token-only user", "tess", realm, 1},
-		{"a realm alice has no HA1 for", "alice", "other.example", 2},
+		{"a realm alice has no HA1 for", "alice", "other.example", 1},
 	} {
 		for i, want := range []int64{q.reads, 0} {
 			if _, _, ok := n.ha1For(q.name, q.realm, identity.SHA256, false); ok {
@@ -430,8 +438,8 @@ func TestDigestHA1CacheOff(t *testing.T) {
 	for range 3 {
 		n.wantHA1("uncached", "alice", password)
 	}
-	if r := n.store.reads(); r != 6 {
-		t.Errorf("3 asks without a cache: %d reads, want 6", r)
+	if r := n.store.reads(); r != 3 {
+		t.Errorf("3 asks without a cache: %d reads, want 3", r)
 	}
 	if got := identity.CachedCredentials(n.svc); got != -1 {
 		t.Errorf("CachedCredentials = %d, want -1 (off)", got)
@@ -584,5 +592,51 @@ func TestCachedUserServesTokenSubjectsFromTheCache(t *testing.T) {
 	}
 	if n := a.store.byID.Load(); n != 1 {
 		t.Fatalf("two lookups of an unknown ID read the store %d times, want 1", n)
+	}
+}
+
+// TestDigestHA1AnswersAlikeInOneReadOrTwo asks the same questions through a
+// store with DigestCredentials (one read per miss) and through the same
+// store without it (UserByName, then Credentials): every answer must match.
+func TestDigestHA1AnswersAlikeInOneReadOrTwo(t *testing.T) {
+	w := newCacheWorld(t)
+	off := func(c *identity.ServiceConfig) { c.CacheEntries = -1 }
+	one := w.open(off)
+	var plain *readCounter
+	two := w.open(func(c *identity.ServiceConfig) {
+		off(c)
+		plain = c.Store.(*readCounter)
+		c.Store = userStoreOnly{plain}
+	})
+	one.create(identity.NewUser{Username: "Alice", Roles: []identity.Role{identity.RoleUser}})
+	one.create(identity.NewUser{Username: "dora", Disabled: true})
+	one.create(identity.NewUser{Username: "tess", TokenOnly: true})
+	one.store.reads()
+	plain.reads()
+	for _, q := range []struct {
+		name, realm string
+		alg         identity.DigestAlgorithm
+		qualified   bool
+	}{
+		{"alice", realm, identity.SHA256, false},
+		{"ALICE", "EXAMPLE.com", identity.MD5, false},
+		{"alice", realm, identity.SHA256, true},
+		{"alice", realm, identity.SHA512256, false},
+		{"alice", "other.example", identity.SHA256, false},
+		{"dora", realm, identity.SHA256, false},
+		{"tess", realm, identity.MD5, false},
+		{"nobody", realm, identity.MD5, false},
+	} {
+		u1, h1, ok1 := one.ha1For(q.name, q.realm, q.alg, q.qualified)
+		u2, h2, ok2 := two.ha1For(q.name, q.realm, q.alg, q.qualified)
+		if ok1 != ok2 || h1 != h2 || (u1 == nil) != (u2 == nil) || (u1 != nil && (u1.ID != u2.ID || u1.Username != u2.Username || !slices.Equal(u1.Roles, u2.Roles))) {
+			t.Errorf("%+v: one read answers ok=%v user=%+v, two reads ok=%v user=%+v (HA1 alike: %v)", q, ok1, u1, ok2, u2, h1 == h2)
+		}
+		if d, n := one.store.digest.Swap(0), one.store.reads(); d != 1 || n != 0 {
+			t.Errorf("%+v: %d DigestCredentials and %d other reads, want 1 and 0", q, d, n)
+		}
+		if d, n := plain.digest.Swap(0), plain.reads(); d != 0 || n == 0 {
+			t.Errorf("%+v without DigestCredentials: %d DigestCredentials and %d other reads, want 0 and some", q, d, n)
+		}
 	}
 }

@@ -633,6 +633,9 @@ func (s *Service) DigestHA1(ctx context.Context, username, realm string, alg Dig
 // lookupHA1 reads the DigestHA1 answer from the store: a nil user in the
 // entry is a negative answer.
 func (s *Service) lookupHA1(ctx context.Context, username, realm string, alg DigestAlgorithm, qualified bool) (*credEntry, error) {
+	if r, ok := s.store.(DigestCredentialReader); ok {
+		return lookupDigest(ctx, r, username, realm, alg, qualified)
+	}
 	u, err := s.store.UserByName(ctx, username)
 	if errors.Is(err, ErrNotFound) {
 		return &credEntry{}, nil

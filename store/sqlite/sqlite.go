@@ -57,9 +57,11 @@ type DB struct {
 	// failuresExist runs on every successful REGISTER and login
 	// (ClearFailures).
 	failuresExist *sql.Stmt
-	// credentials reads a user's hash and HA1 values: every DigestHA1 that
-	// misses the identity cache.
+	// credentials reads a user's hash and HA1 values.
 	credentials *sql.Stmt
+	// digestCredentials reads a user and its HA1 values for one algorithm
+	// by name: every DigestHA1 that misses the identity cache.
+	digestCredentials *sql.Stmt
 	// The statements of the bindings table (bindings.go).
 	bindings bindingStmts
 	// The statements of the api_keys table (apikeys.go).
@@ -234,6 +236,15 @@ func (db *DB) prepare(ctx context.Context) error {
 	ORDER BY c.realm, c.algorithm, c.qualified`); err != nil {
 		return err
 	}
+	// The user by its name, then its credentials of one algorithm and form
+	// through the primary key's user_id prefix: one snapshot, one index
+	// descent per table.
+	if db.digestCredentials, err = db.r.PrepareContext(ctx, `SELECT `+userColumns+`, c.realm, c.sealed
+	FROM users u LEFT JOIN sip_credentials c ON c.user_id = u.id AND c.algorithm = ?2 AND c.qualified = ?3
+	WHERE u.username_key = ?1
+	ORDER BY c.realm`); err != nil {
+		return err
+	}
 	if db.failuresExist, err = db.r.PrepareContext(ctx, `SELECT EXISTS (SELECT 1 FROM auth_failures WHERE kind = ? AND value = ?)`); err != nil {
 		return err
 	}
@@ -250,7 +261,7 @@ func (db *DB) prepare(ctx context.Context) error {
 // checkpoints the WAL into the database file.
 func (db *DB) Close() error {
 	errs := []error{db.commits.stop()} // first: it writes
-	for _, s := range []*sql.Stmt{db.userByID, db.userByName, db.refreshByHash, db.failuresExist, db.credentials} {
+	for _, s := range []*sql.Stmt{db.userByID, db.userByName, db.refreshByHash, db.failuresExist, db.credentials, db.digestCredentials} {
 		if s != nil {
 			errs = append(errs, s.Close())
 		}
