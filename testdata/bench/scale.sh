@@ -20,13 +20,36 @@
 #             fields: idle_conns= tcp_conns= tcp_rss_kb_per_conn= tcp_go_kb_per_conn=
 #                     tcp_goroutines_per_conn= ws_conns= ws_rss_kb_per_conn= ws_go_kb_per_conn=
 #                     ws_goroutines_per_conn=
-#   latency   REGISTER latency with LAT_SMALL (1,000) vs LAT_BIG (1,000,000) users:
-#             Digest REGISTERs (ALG, MD5) to uniformly random users at LAT_RATE/s over
-#             LAT_TRANSPORT (tcp) for LAT_DURATION s after a WARMUP s warm-up, sizes
-#             alternated LAT_REPS times; medians over the reps; target big <= 1.1 x small
-#             fields: lat_rate= lat_small_users= lat_big_users= small_p50_ms= small_p99_ms=
-#                     big_p50_ms= big_p99_ms= p50_ratio= p99_ratio= lat_target_ratio=1.1
-#                     lat_ok= lat_fail_pct_max= lat_other_cpu_pct_max= big_ready_ms=
+#   latency   REGISTER latency with LAT_SMALL (1,000) vs LAT_BIG (1,000,000) users in
+#             the database: Digest REGISTERs (ALG, MD5) at LAT_RATE/s over LAT_TRANSPORT
+#             (tcp) for LAT_DURATION s after a WARMUP s warm-up, each REGISTER to a
+#             uniformly random user of the ACTIVE SET (LAT_PICK); sizes alternated
+#             LAT_REPS times; medians over the reps; target big <= 1.1 x small
+#             LAT_PICK=active (default): both sizes register the same LAT_ACTIVE
+#               (1,000) users, spread evenly over the user table (one in every
+#               users/LAT_ACTIVE, a power of ten: user0500, user1500, ... user999500
+#               of 1,000,000; all of them of 1,000), with the same seeds, so both
+#               runs send the same sequence of user numbers: the same share of
+#               credential-cache misses (each user's first REGISTER of the run) and
+#               of binding inserts (first) vs refreshes (the others). What differs
+#               is only the data: the depth of every index a miss and a binding
+#               write descend, the size of the file. This is what "latency with
+#               1,000,000 users vs 1,000" can fairly mean: at 200/s a million
+#               phones would each register every 5,000 s; a deployment's active
+#               phones per minute, not its user table, set the cache hits.
+#             LAT_PICK=uniform (the first version of this part): random users of
+#               ALL users of each size. With 1,000 users every REGISTER after the
+#               first few seconds hits the credential cache and refreshes a binding;
+#               with 1,000,000 nearly every one misses the cache (one SQLite read)
+#               and inserts a new binding: the two sizes do different work per
+#               REGISTER, so the ratio measures the cache-miss path, not the size.
+#             USERS_CORE_CACHE_CREDENTIAL_ENTRIES=0 (either pick): no credential
+#               cache on either size, every REGISTER reads the user from SQLite:
+#               the size effect on the read path ("both cold").
+#             fields: lat_pick= lat_active= lat_rate= lat_small_users= lat_big_users=
+#                     small_p50_ms= small_p99_ms= big_p50_ms= big_p99_ms= p50_ratio=
+#                     p99_ratio= lat_target_ratio=1.1 lat_ok= lat_fail_pct_max=
+#                     lat_other_cpu_pct_max= big_ready_ms= lat_cred_cache=
 #
 # Data dirs are seeded once with the seed tool (users through
 # identity.Service.ImportUsers, bindings through sip.Apply in UpdateBindings:
@@ -42,6 +65,11 @@
 #   IDLE_CONNS 2000     IDLE_SETTLE 3 (s between the last connection and the measurement)
 #   LAT_SMALL 1000  LAT_BIG 1000000  LAT_RATE 200  LAT_DURATION 30  WARMUP 5  LAT_REPS 2
 #   LAT_TRANSPORT tcp (or udp, ws)  LAT_CONNS 4  ALG MD5  EXPIRES 60 (latency REGISTERs)
+#   LAT_PICK active (or uniform)  LAT_ACTIVE 1000 (at most LAT_SMALL)
+#   LAT_SETTLE 12 (s from ready to the warm-up: users-core's first maintenance
+#     pass, 10 s after start, sweeps the expired bindings of earlier runs, a
+#     number that differs between sizes and picks; inside the measured window
+#     it stalled binding writes for ~200 ms)
 #   UC_SERVE_ARGS  extra `users-core serve` arguments for every start
 #   UC_BIN, SIPLOAD_BIN, SEED_BIN   prebuilt binaries; BENCH_WORK, DOMAIN, GO as register.sh
 #   USERS_CORE_*   passed to users-core serve
@@ -67,11 +95,14 @@ START_RUNS="${START_RUNS:-5}"; IDLE_CONNS="${IDLE_CONNS:-2000}"
 LAT_SMALL="${LAT_SMALL:-1000}"; LAT_BIG="${LAT_BIG:-1000000}"; LAT_RATE="${LAT_RATE:-200}"
 LAT_DURATION="${LAT_DURATION:-30}"; WARMUP="${WARMUP:-5}"; LAT_REPS="${LAT_REPS:-2}"
 LAT_TRANSPORT="${LAT_TRANSPORT:-tcp}"; LAT_CONNS="${LAT_CONNS:-4}"
-for v in SCALE_USERS SCALE_BINDINGS START_RUNS IDLE_CONNS LAT_SMALL LAT_BIG LAT_RATE LAT_DURATION WARMUP LAT_REPS LAT_CONNS; do
+LAT_PICK="${LAT_PICK:-active}"; LAT_ACTIVE="${LAT_ACTIVE:-1000}"; LAT_SETTLE="${LAT_SETTLE:-12}"
+for v in SCALE_USERS SCALE_BINDINGS START_RUNS IDLE_CONNS LAT_SMALL LAT_BIG LAT_RATE LAT_DURATION WARMUP LAT_REPS LAT_CONNS LAT_ACTIVE LAT_SETTLE; do
   case "${!v}" in *[!0-9]*|"") log "$v must be an integer"; exit 2 ;; esac
 done
 [ "$SCALE_BINDINGS" -le "$SCALE_USERS" ] || { log "SCALE_BINDINGS must not exceed SCALE_USERS"; exit 2; }
 case "$LAT_TRANSPORT" in tcp|udp|ws) ;; *) log "LAT_TRANSPORT must be tcp, udp or ws"; exit 2 ;; esac
+case "$LAT_PICK" in active|uniform) ;; *) log "LAT_PICK must be active or uniform"; exit 2 ;; esac
+[ "$LAT_ACTIVE" -ge 1 ] && [ "$LAT_ACTIVE" -le "$LAT_SMALL" ] || { log "LAT_ACTIVE must be between 1 and LAT_SMALL"; exit 2; }
 
 SCALE="$UCW/scale"
 OUTDIR="$SCALE/runs/$(date +%Y%m%d-%H%M%S)"
@@ -248,6 +279,31 @@ if has conns; then
 fi
 
 # ---- (d) REGISTER latency, small vs big user table ---------------------------------------------
+# active_set N: sets PICK_ARGS, the sipload arguments that make its user
+# numbers 0..LAT_ACTIVE-1 name LAT_ACTIVE users spread evenly over the N
+# seeded ones (user%04d, secret-%04d): user i*S+S/2 for the largest power of
+# ten S <= N/LAT_ACTIVE, written as a format (S=1000: user%d500 gives
+# user0500, user1500, ...). sipload then picks among them exactly as among
+# LAT_ACTIVE consecutive users, so every size gets the same sequence.
+active_set() {
+  local n="$1" s=1 k=0 off fmt base=0
+  while [ $((s * 10 * LAT_ACTIVE)) -le "$n" ]; do s=$((s * 10)); k=$((k + 1)); done
+  # k >= 4 starts at i=1 (below): the last user, LAT_ACTIVE*S+S/2, must exist
+  while [ "$k" -ge 4 ] && [ $((LAT_ACTIVE * s + s / 2)) -ge "$n" ]; do s=$((s / 10)); k=$((k - 1)); done
+  off=$((s / 2))
+  if [ "$k" -eq 0 ]; then
+    PICK_ARGS=(-users "$LAT_ACTIVE"); return 0
+  fi
+  if [ "$k" -le 3 ]; then
+    # i*S+off in %04d: i zero-padded to 4-k digits, then off in k digits
+    fmt="%0$((4 - k))d$(printf "%0${k}d" "$off")"
+  else
+    # i=0 would print a leading zero that user%04d does not: start at i=1
+    fmt="%d$(printf "%0${k}d" "$off")"; base=1
+  fi
+  PICK_ARGS=(-users "$LAT_ACTIVE" -user-base "$base" -user-fmt "user$fmt" -pass-fmt "secret-$fmt")
+}
+
 if has latency; then
   scale_dir "$LAT_SMALL" 0 || exit 1; D_SMALL="$DIR"
   scale_dir "$LAT_BIG" 0 || exit 1; D_BIG="$DIR"
@@ -259,8 +315,11 @@ if has latency; then
       run="$OUTDIR/lat_${size}_$rep"; mkdir -p "$run"
       uc_start "$D" "$run" --http off --sip-udp off --sip-tcp off --sip-ws off "--sip-$LAT_TRANSPORT" 127.0.0.1:0 ${UC_SERVE_ARGS:-} || exit 1
       [ "$size" = big ] && echo "$UC_READY_MS" >> "$OUTDIR/big_ready_ms.txt"
+      nap "$LAT_SETTLE"
+      if [ "$LAT_PICK" = active ]; then active_set "$N"; else PICK_ARGS=(-users "$N"); fi
       LOAD=(-target "$(uc_addr "sip_$LAT_TRANSPORT")" -transport "$LAT_TRANSPORT" -conns "$LAT_CONNS" -rate "$LAT_RATE"
-            -users "$N" -pick random -domain "$DOMAIN" -auth digest -alg "${ALG:-MD5}" -expires "${EXPIRES:-60}")
+            "${PICK_ARGS[@]}" -pick random -domain "$DOMAIN" -auth digest -alg "${ALG:-MD5}" -expires "${EXPIRES:-60}")
+      echo "${PICK_ARGS[*]}" > "$run/pick.txt"
       if [ "$WARMUP" -gt 0 ]; then
         "$SIPLOAD_BIN" "${LOAD[@]}" -duration "${WARMUP}s" -seed "$((rep * 100 + 7))" -label warmup > "$run/warmup.txt" 2>&1
       fi
@@ -281,7 +340,9 @@ if has latency; then
   bp50="$(awk '{ print $1 }' "$OUTDIR/lat_big.txt" | median)"; bp99="$(awk '{ print $2 }' "$OUTDIR/lat_big.txt" | median)"
   r50="$(ratio "$bp50" "$sp50")"; r99="$(ratio "$bp99" "$sp99")"
   lok=no; awk -v a="$r50" -v b="$r99" 'BEGIN { exit !(a != "na" && b != "na" && a <= 1.1 && b <= 1.1) }' && lok=yes
-  add "lat_rate=$LAT_RATE lat_transport=$LAT_TRANSPORT lat_small_users=$LAT_SMALL lat_big_users=$LAT_BIG" \
+  lat_active="$LAT_ACTIVE"; [ "$LAT_PICK" = uniform ] && lat_active=all
+  add "lat_pick=$LAT_PICK lat_active=$lat_active lat_cred_cache=${USERS_CORE_CACHE_CREDENTIAL_ENTRIES:-default}" \
+      "lat_rate=$LAT_RATE lat_transport=$LAT_TRANSPORT lat_small_users=$LAT_SMALL lat_big_users=$LAT_BIG" \
       "small_p50_ms=$sp50 small_p99_ms=$sp99 big_p50_ms=$bp50 big_p99_ms=$bp99 p50_ratio=$r50 p99_ratio=$r99" \
       "lat_target_ratio=1.1 lat_ok=$lok lat_reps=$LAT_REPS lat_fail_pct_max=$failmax lat_other_cpu_pct_max=$othermax" \
       "big_ready_ms=$(median < "$OUTDIR/big_ready_ms.txt")"
