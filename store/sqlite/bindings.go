@@ -190,9 +190,12 @@ func (db *DB) UpdateBindings(ctx context.Context, aor string, now time.Time, fn 
 // (see UpdateBindings for the contract). ctx bounds the statements.
 func (db *DB) applyBindings(ctx context.Context, tx *sql.Tx, aor string, now time.Time, fn func(current []sip.Binding) ([]sip.Binding, error)) ([]sip.Binding, error) {
 	const op = "sqlite.UpdateBindings"
-	all, err := queryBindings(ctx, tx.StmtContext(ctx, db.bindings.ofAoR), aor)
-	if err != nil {
-		return nil, storeErr(op, err)
+	all, ok := db.commits.mirror.get(aor)
+	if !ok {
+		var err error
+		if all, err = queryBindings(ctx, tx.StmtContext(ctx, db.bindings.ofAoR), aor); err != nil {
+			return nil, storeErr(op, err)
+		}
 	}
 	plan, next, err := bindplan.Plan(op, aor, now, all, fn)
 	if err != nil {
@@ -231,6 +234,7 @@ func (db *DB) applyBindings(ctx context.Context, tx *sql.Tx, aor string, now tim
 			}
 		}
 	}
+	db.commits.mirror.stage(aor, next)
 	return next, nil
 }
 

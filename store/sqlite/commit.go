@@ -70,6 +70,8 @@ type committer struct {
 	savepoint, release, rollbackTo *sql.Stmt
 	// The refresh-token writes, prepared on the writer (refresh.go).
 	refresh refreshStmts
+	// mirror spares binding updates their SELECT (bindmirror.go).
+	mirror bindingMirror
 
 	groups, updates atomic.Int64 // committed transactions, updates in them
 }
@@ -105,6 +107,9 @@ func (c *committer) start(ctx context.Context, db *DB) error {
 	if err = c.refresh.prepare(ctx, db.w); err != nil {
 		return err
 	}
+	if err = c.mirror.prepare(ctx, db.w); err != nil {
+		return err
+	}
 	c.wg.Add(1)
 	go c.run()
 	return nil
@@ -129,7 +134,7 @@ func (c *committer) stop() error {
 					errs = append(errs, st.Close())
 				}
 			}
-			errs = append(errs, c.refresh.close())
+			errs = append(errs, c.refresh.close(), c.mirror.close())
 			return errors.Join(errs...)
 		}
 	}
@@ -227,6 +232,9 @@ func (c *committer) commit(group []*update) {
 		fail(err)
 		return
 	}
+	c.mirror.begin(ctx, tx)
+	committed := false
+	defer func() { c.mirror.committed(committed) }()
 	if len(live) == 1 {
 		// Alone: no savepoint needed, an error rolls the transaction back.
 		u := live[0]
@@ -235,10 +243,12 @@ func (c *committer) commit(group []*update) {
 			c.finish(u, err)
 			return
 		}
+		c.mirror.end(ctx, tx)
 		if err := tx.Commit(); err != nil {
 			c.finish(u, storeErr(u.op, err))
 			return
 		}
+		committed = true
 		c.groups.Add(1)
 		c.updates.Add(1)
 		c.finish(u, nil)
@@ -265,10 +275,12 @@ func (c *committer) commit(group []*update) {
 			return
 		}
 	}
+	c.mirror.end(ctx, tx)
 	if err := tx.Commit(); err != nil {
 		fail(err)
 		return
 	}
+	committed = true
 	c.groups.Add(1)
 	c.updates.Add(int64(len(live)))
 	for i, u := range live {
