@@ -74,12 +74,12 @@ type AuditConfig struct {
 }
 
 // CacheConfig is [users_core.cache]: the in-memory copies of Digest
-// credentials and brute-force locks that keep the database off the REGISTER
-// path.
+// credentials, brute-force locks and the users with failed attempts that
+// keep the database off the REGISTER path.
 type CacheConfig struct {
 	// CheckIntervalMS is how often, at most, a node asks the database
-	// whether users or locks changed, and so how long a change made by
-	// another process takes to be seen; 0 turns both copies off.
+	// whether users, locks or failures changed, and so how long a change
+	// made by another process takes to be seen; 0 turns the copies off.
 	CheckIntervalMS int `toml:"check_interval_ms"`
 	// CredentialEntries bounds the Digest answers kept; 0 turns the
 	// credential cache off.
