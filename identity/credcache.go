@@ -41,15 +41,22 @@ func lookupDigest(ctx context.Context, r DigestCredentialReader, username, realm
 	if err != nil {
 		return nil, err
 	}
+	return digestEntry(u, creds, realm, alg, qualified), nil
+}
+
+// digestEntry is the DigestHA1 answer for user u with SIP credentials
+// creds: negative for a disabled or token-only user, or when no
+// credential matches realm (case-insensitively), alg and qualified.
+func digestEntry(u *User, creds []SIPCredential, realm string, alg DigestAlgorithm, qualified bool) *credEntry {
 	if !u.Active || u.TokenOnly {
-		return &credEntry{}, nil
+		return &credEntry{}
 	}
 	for _, c := range creds {
 		if c.Algorithm == alg && c.Qualified == qualified && strings.EqualFold(c.Realm, realm) {
-			return &credEntry{user: u, cred: c}, nil
+			return &credEntry{user: u, cred: c}
 		}
 	}
-	return &credEntry{}, nil
+	return &credEntry{}
 }
 
 // credKey names one DigestHA1 answer.

@@ -653,12 +653,7 @@ func (s *Service) lookupHA1(ctx context.Context, username, realm string, alg Dig
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range creds.SIP {
-		if c.Algorithm == alg && c.Qualified == qualified && strings.EqualFold(c.Realm, realm) {
-			return &credEntry{user: u, cred: c}, nil
-		}
-	}
-	return &credEntry{}, nil
+	return digestEntry(u, creds.SIP, realm, alg, qualified), nil
 }
 
 // answerHA1 unseals the HA1 of e. A negative entry unseals the dummy, so
