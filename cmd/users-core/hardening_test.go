@@ -93,6 +93,32 @@ func (p *udpPeer) send(raw []byte, wait time.Duration) *sip.Response {
 	}
 }
 
+// frame adds a top Via with a new branch (a new transaction),
+// Max-Forwards and Content-Length to req and returns its bytes.
+func (u *udpPeer) frame(req *sip.Request) []byte {
+	via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP", Host: "127.0.0.1", Port: u.c.LocalAddr().(*net.UDPAddr).Port, Params: sip.NewParams()}
+	via.Params.Add("branch", sip.GenerateBranch())
+	req.PrependHeader(via)
+	req.AppendHeader(sip.NewHeader("Max-Forwards", "70"))
+	req.AppendHeader(sip.NewHeader("Content-Length", "0"))
+	return []byte(req.String())
+}
+
+// exchange sends raw and returns the bytes of the answer.
+func (u *udpPeer) exchange(raw []byte) string {
+	u.t.Helper()
+	if _, err := u.c.WriteToUDP(raw, u.to); err != nil {
+		u.t.Fatal(err)
+	}
+	u.c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	buf := make([]byte, 65535)
+	n, _, err := u.c.ReadFromUDP(buf)
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	return string(buf[:n])
+}
+
 // tcpPeer is a raw TCP client of the registrar.
 type tcpPeer struct {
 	t    testing.TB

@@ -314,39 +314,16 @@ func TestSIPKeepalivesAndRetransmissions(t *testing.T) {
 		p := newPhone(t, m, "UDP", "alice")
 		res := p.do(p.request(600))
 		req := p.request(600, digestFor(t, res, identity.SHA256, "alice", alicePassword))
-		c, err := net.Dial("udp", sipAddr(t, m, "udp"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		local := c.LocalAddr().(*net.UDPAddr)
-		via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP", Host: "127.0.0.1", Port: local.Port, Params: sip.NewParams()}
-		via.Params.Add("branch", sip.GenerateBranch())
-		req.PrependHeader(via)
-		req.AppendHeader(sip.NewHeader("Max-Forwards", "70"))
-		req.AppendHeader(sip.NewHeader("Content-Length", "0"))
-		exchange := func(raw []byte) string {
-			t.Helper()
-			c.SetDeadline(time.Now().Add(3 * time.Second))
-			if _, err := c.Write(raw); err != nil {
-				t.Fatal(err)
-			}
-			buf := make([]byte, 4096)
-			n, err := c.Read(buf)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return string(buf[:n])
-		}
-		raw := []byte(req.String())
-		first := exchange(raw)
+		u := newUDPPeer(t, m)
+		raw := u.frame(req)
+		first := u.exchange(raw)
 		if !strings.HasPrefix(first, "SIP/2.0 200 ") {
 			t.Fatalf("first send: %q", strings.SplitN(first, "\r\n", 2)[0])
 		}
 		// The same transaction (same branch) gets the same answer, byte
 		// for byte: the To tag and the Date of the first.
 		for i := 2; i <= 3; i++ {
-			if again := exchange(raw); again != first {
+			if again := u.exchange(raw); again != first {
 				t.Fatalf("send %d answered differently:\n%s\nthen\n%s", i, first, again)
 			}
 		}
@@ -355,50 +332,26 @@ func TestSIPKeepalivesAndRetransmissions(t *testing.T) {
 		}
 		// The same credentials in a new transaction are a replay.
 		req.RemoveHeader("Via")
-		via2 := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP", Host: "127.0.0.1", Port: local.Port, Params: sip.NewParams()}
-		via2.Params.Add("branch", sip.GenerateBranch())
-		req.PrependHeader(via2)
-		if replay := exchange([]byte(req.String())); !strings.HasPrefix(replay, "SIP/2.0 401 ") {
+		req.RemoveHeader("Max-Forwards")
+		req.RemoveHeader("Content-Length")
+		if replay := u.exchange(u.frame(req)); !strings.HasPrefix(replay, "SIP/2.0 401 ") {
 			t.Fatalf("replayed Authorization in a new transaction: %q", strings.SplitN(replay, "\r\n", 2)[0])
 		}
 	})
 
 	t.Run("a retransmitted UDP REGISTER without credentials gets the same challenge", func(t *testing.T) {
 		p := newPhone(t, m, "UDP", "alice")
-		req := p.request(600)
-		c, err := net.Dial("udp", sipAddr(t, m, "udp"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		local := c.LocalAddr().(*net.UDPAddr)
-		via := &sip.ViaHeader{ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: "UDP", Host: "127.0.0.1", Port: local.Port, Params: sip.NewParams()}
-		via.Params.Add("branch", sip.GenerateBranch())
-		req.PrependHeader(via)
-		req.AppendHeader(sip.NewHeader("Max-Forwards", "70"))
-		req.AppendHeader(sip.NewHeader("Content-Length", "0"))
-		raw := []byte(req.String())
-		var answers []string
-		for i := 0; i < 2; i++ {
-			c.SetDeadline(time.Now().Add(3 * time.Second))
-			if _, err := c.Write(raw); err != nil {
-				t.Fatal(err)
-			}
-			buf := make([]byte, 4096)
-			n, err := c.Read(buf)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !strings.HasPrefix(string(buf[:n]), "SIP/2.0 401 ") {
-				t.Fatalf("send %d: %q", i+1, strings.SplitN(string(buf[:n]), "\r\n", 2)[0])
-			}
-			answers = append(answers, string(buf[:n]))
+		u := newUDPPeer(t, m)
+		raw := u.frame(p.request(600))
+		first, again := u.exchange(raw), u.exchange(raw)
+		if !strings.HasPrefix(first, "SIP/2.0 401 ") {
+			t.Fatalf("first send: %q", strings.SplitN(first, "\r\n", 2)[0])
 		}
 		// A client that sent its REGISTER again before the 401 reached
 		// it must not see two different challenges (SIPp aborts the
 		// registration when it does).
-		if answers[0] != answers[1] {
-			t.Fatalf("the retransmission got another challenge:\n%s\nthen\n%s", answers[0], answers[1])
+		if again != first {
+			t.Fatalf("the retransmission got another challenge:\n%s\nthen\n%s", first, again)
 		}
 	})
 }
