@@ -71,19 +71,27 @@ func newLockWorld(t testing.TB) *lockWorld {
 // it with the default rules (5 user failures lock for 15 minutes).
 func (w *lockWorld) regulator(wrap func(*lockCounter) identity.AttemptStore) (*identity.Regulator, *lockCounter) {
 	w.t.Helper()
+	return regulatorOn(w, func(db *sqlite.DB) *lockCounter { return &lockCounter{DB: db} }, wrap)
+}
+
+// regulatorOn opens a store handle on w's file, wraps it in the counting
+// store counter makes (and wrap, when set, in what the Regulator sees) and
+// returns a Regulator over it with the default rules and w's clock.
+func regulatorOn[C identity.AttemptStore](w *lockWorld, counter func(*sqlite.DB) C, wrap func(C) identity.AttemptStore) (*identity.Regulator, C) {
+	w.t.Helper()
 	db, err := sqlite.Open(context.Background(), w.path)
 	if err != nil {
 		w.t.Fatal(err)
 	}
 	w.t.Cleanup(func() { db.Close() })
-	lc := &lockCounter{DB: db}
-	var st identity.AttemptStore = lc
+	c := counter(db)
+	var st identity.AttemptStore = c
 	if wrap != nil {
-		st = wrap(lc)
+		st = wrap(c)
 	}
 	cfg := identity.DefaultRegulatorConfig()
 	cfg.Now, cfg.CheckInterval = w.clock.now, checkEvery
-	return identity.NewRegulator(st, cfg), lc
+	return identity.NewRegulator(st, cfg), c
 }
 
 // locked reports whether Check refuses user from addr, failing the test on

@@ -61,19 +61,7 @@ func (c *failureCounter) queries() (clears, lists, stamps int64) {
 // Regulator sees of the store.
 func (w *lockWorld) failureRegulator(wrap func(*failureCounter) identity.AttemptStore) (*identity.Regulator, *failureCounter) {
 	w.t.Helper()
-	db, err := sqlite.Open(context.Background(), w.path)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	w.t.Cleanup(func() { db.Close() })
-	fc := &failureCounter{DB: db}
-	var st identity.AttemptStore = fc
-	if wrap != nil {
-		st = wrap(fc)
-	}
-	cfg := identity.DefaultRegulatorConfig()
-	cfg.Now, cfg.CheckInterval = w.clock.now, checkEvery
-	return identity.NewRegulator(st, cfg), fc
+	return regulatorOn(w, func(db *sqlite.DB) *failureCounter { return &failureCounter{DB: db} }, wrap)
 }
 
 // fail records n failures for user (from no address) through r, none of
