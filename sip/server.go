@@ -277,11 +277,28 @@ func (s *Server) tracked(h func(*sip.Request, sip.ServerTransaction)) sipgo.Requ
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		s.handlers.Add(1)
 		defer s.handlers.Done()
+		defer s.recoverHandler(req)
 		if !s.filter.admit(req) {
 			return
 		}
 		h(req, tx)
 	}
+}
+
+// recoverHandler, deferred in every request handler, turns a panic into an
+// error line instead of a crash of the registrar. The line names the
+// method, source and transport only: the request and the panic's value may
+// carry credentials. The request gets no answer; its client retransmits or
+// gives up.
+func (s *Server) recoverHandler(req *sip.Request) {
+	if v := recover(); v != nil {
+		s.logPanic(v, string(req.Method), req.Source(), req.Transport())
+	}
+}
+
+func (s *Server) logPanic(v any, method, source, transport string) {
+	s.log.Error().Str("method", method).Str("source", source).Str("transport", transport).
+		Str("panic_type", fmt.Sprintf("%T", v)).Msg("request handler panicked; request dropped")
 }
 
 // Listeners names the addresses to listen on; empty or "off" disables one.

@@ -188,6 +188,11 @@ func (f *udpFast) serveInto(job udpJob, overloaded bool, out *bytes.Buffer) {
 	defer f.s.handlers.Done()
 	defer udpBufPool.Put(job.buf)
 	s := f.s
+	defer func() {
+		if v := recover(); v != nil {
+			s.logPanic(v, "REGISTER", job.src.String(), "UDP")
+		}
+	}()
 	msg, err := f.parser.ParseSIP(*job.buf)
 	if err != nil {
 		// As sipgo does: an unparsable datagram gets no answer. Its bytes
@@ -222,7 +227,14 @@ func (f *udpFast) serveInto(job udpJob, overloaded bool, out *bytes.Buffer) {
 		}
 		return // in progress: absorbed
 	}
+	answered := false
+	defer func() {
+		if !answered {
+			f.txs.forget(key) // a panic below: a retransmission starts afresh
+		}
+	}()
 	res, o, counted := s.answerRegister(req, job.conn.LocalAddr().String())
+	answered = true
 	// The transaction learns its answer before the answer leaves, so a
 	// retransmission sent the moment the answer arrives finds it.
 	if f.encode(job, res, out) {

@@ -1,9 +1,15 @@
 package sip
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"net"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 func TestUDPTxTableKeepsAnswersUntilTimerJ(t *testing.T) {
@@ -88,5 +94,68 @@ func TestUDPTxTableStaysBounded(t *testing.T) {
 	}
 	if n := tt.size(); n > before {
 		t.Fatalf("%d transactions held after a flood of challenges past the cap, %d before", n, before)
+	}
+}
+
+// panickyRegulator panics on every credentialed REGISTER.
+type panickyRegulator struct{ ncTestRegulator }
+
+func (panickyRegulator) Check(context.Context, string, string) error { panic("regulator bug") }
+
+// TestAPanickingHandlerDropsTheRequestNotTheRegistrar: a bug that panics
+// while a REGISTER is answered costs that request, over UDP (the worker
+// pool) and TCP (sipgo's handler), and the next REGISTER is answered.
+func TestAPanickingHandlerDropsTheRequestNotTheRegistrar(t *testing.T) {
+	s, err := NewServer(Config{
+		Domains:     []string{ncTestRealm},
+		NonceSecret: bytes.Repeat([]byte{7}, 32),
+		Credentials: ncTestCreds{},
+		Regulator:   panickyRegulator{},
+		Bindings:    &ncTestBindings{},
+		Logger:      zerolog.Nop(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	bound, err := s.Listen(Listeners{UDP: "127.0.0.1:0", TCP: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	register := func(transport, branch, auth string) string {
+		r := "REGISTER sip:" + ncTestRealm + " SIP/2.0\r\n" +
+			"Via: SIP/2.0/" + transport + " 127.0.0.1:5060;rport;branch=z9hG4bK-" + branch + "\r\n" +
+			"Max-Forwards: 70\r\nFrom: <sip:alice@" + ncTestRealm + ">;tag=p\r\nTo: <sip:alice@" + ncTestRealm + ">\r\n" +
+			"Call-ID: panic-" + branch + "\r\nCSeq: 1 REGISTER\r\nContact: <sip:alice@127.0.0.1:5060>\r\nExpires: 600\r\n"
+		if auth != "" {
+			r += "Authorization: " + auth + "\r\n"
+		}
+		return r + "Content-Length: 0\r\n\r\n"
+	}
+	bogus := `Digest username="alice", realm="` + ncTestRealm + `", nonce="x", uri="sip:` + ncTestRealm + `", response="00000000000000000000000000000000"`
+	for _, transport := range []string{"UDP", "TCP"} {
+		c, err := net.Dial(strings.ToLower(transport), bound[strings.ToLower(transport)])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		read := func(wait time.Duration) string {
+			c.SetReadDeadline(time.Now().Add(wait))
+			buf := make([]byte, 8192)
+			n, _ := c.Read(buf)
+			return string(buf[:n])
+		}
+		if _, err := c.Write([]byte(register(transport, transport+"1", bogus))); err != nil {
+			t.Fatal(err)
+		}
+		if got := read(500 * time.Millisecond); got != "" {
+			t.Fatalf("%s: the request whose handler panicked was answered: %q", transport, got)
+		}
+		if _, err := c.Write([]byte(register(transport, transport+"2", ""))); err != nil {
+			t.Fatal(err)
+		}
+		if got := read(3 * time.Second); !strings.HasPrefix(got, "SIP/2.0 401 ") {
+			t.Fatalf("%s: after a panic the next REGISTER got %q", transport, got)
+		}
 	}
 }
