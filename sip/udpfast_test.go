@@ -70,16 +70,20 @@ func TestUDPTxTableKeepsAnswersUntilTimerJ(t *testing.T) {
 func TestUDPTxTableStaysBounded(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	tt := newUDPTxTable(func() time.Time { return now }, 1_000)
-	// 100 authenticated transactions a second for 10 minutes: only the
-	// last 32 s stay.
+	// 100 authenticated transactions a second for 10 minutes, 500-byte
+	// answers: only the last 32 s stay, and only the chunks they are in.
+	answer := bytes.Repeat([]byte("a"), 500)
 	for i := range 60_000 {
 		key := fmt.Sprint(i)
 		tt.begin(key)
-		tt.complete(key, []byte("answer"), false)
+		tt.complete(key, answer, false)
 		now = now.Add(10 * time.Millisecond)
 	}
 	if n, want := tt.size(), int(timerJ/(10*time.Millisecond)); n > want+1 {
 		t.Fatalf("%d transactions kept, want at most %d", n, want+1)
+	}
+	if c, want := tt.chunks(), tt.size()*len(answer)/udpTxChunk+2; c > want {
+		t.Fatalf("%d arena chunks held for %d answers of %d bytes, want at most %d", c, tt.size(), len(answer), want)
 	}
 	q := tt.finals
 	if len(q.done)-q.head != tt.size() || len(q.done) > 2*tt.size()+1024 {
@@ -94,6 +98,41 @@ func TestUDPTxTableStaysBounded(t *testing.T) {
 	}
 	if n := tt.size(); n > before {
 		t.Fatalf("%d transactions held after a flood of challenges past the cap, %d before", n, before)
+	}
+}
+
+// TestUDPTxTableAnswersAreKeptByteForByte stores answers of many sizes,
+// across chunk boundaries and one larger than a chunk, and reads each back.
+func TestUDPTxTableAnswersAreKeptByteForByte(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	tt := newUDPTxTable(func() time.Time { return now }, 1_000_000)
+	want := map[string][]byte{}
+	for i := range 3000 {
+		key := fmt.Sprint("tx", i)
+		n := 1 + (i*7919)%1400
+		if i == 1234 {
+			n = udpTxChunk + 10
+		}
+		a := bytes.Repeat([]byte{byte(i)}, n)
+		a[0] = byte(i >> 8)
+		tt.begin(key)
+		tt.complete(key, a, i%3 == 0)
+		want[key] = a
+	}
+	for key, a := range want {
+		got, known := tt.begin(key)
+		if !known || !bytes.Equal(got, a) {
+			t.Fatalf("%s: got %d bytes (known %v), want %d", key, len(got), known, len(a))
+		}
+	}
+	// Unknown keys are new transactions, and forget only ends those in
+	// progress.
+	if _, known := tt.begin("never seen"); known {
+		t.Fatal("an unknown key was known")
+	}
+	tt.forget("tx1")
+	if _, known := tt.begin("tx1"); !known {
+		t.Fatal("forget ended a completed transaction")
 	}
 }
 
