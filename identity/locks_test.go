@@ -71,13 +71,16 @@ func newLockWorld(t testing.TB) *lockWorld {
 // it with the default rules (5 user failures lock for 15 minutes).
 func (w *lockWorld) regulator(wrap func(*lockCounter) identity.AttemptStore) (*identity.Regulator, *lockCounter) {
 	w.t.Helper()
-	return regulatorOn(w, func(db *sqlite.DB) *lockCounter { return &lockCounter{DB: db} }, wrap)
+	return regulatorOn(w, newLockCounter, wrap, checkEvery)
 }
+
+func newLockCounter(db *sqlite.DB) *lockCounter { return &lockCounter{DB: db} }
 
 // regulatorOn opens a store handle on w's file, wraps it in the counting
 // store counter makes (and wrap, when set, in what the Regulator sees) and
-// returns a Regulator over it with the default rules and w's clock.
-func regulatorOn[C identity.AttemptStore](w *lockWorld, counter func(*sqlite.DB) C, wrap func(C) identity.AttemptStore) (*identity.Regulator, C) {
+// returns a Regulator over it with the default rules, w's clock and the
+// check interval given.
+func regulatorOn[C identity.AttemptStore](w *lockWorld, counter func(*sqlite.DB) C, wrap func(C) identity.AttemptStore, interval time.Duration) (*identity.Regulator, C) {
 	w.t.Helper()
 	db, err := sqlite.Open(context.Background(), w.path)
 	if err != nil {
@@ -90,7 +93,7 @@ func regulatorOn[C identity.AttemptStore](w *lockWorld, counter func(*sqlite.DB)
 		st = wrap(c)
 	}
 	cfg := identity.DefaultRegulatorConfig()
-	cfg.Now, cfg.CheckInterval = w.clock.now, checkEvery
+	cfg.Now, cfg.CheckInterval = w.clock.now, interval
 	return identity.NewRegulator(st, cfg), c
 }
 
@@ -267,16 +270,7 @@ func TestRegulatorFallsBackToTheStore(t *testing.T) {
 		}
 	})
 	t.Run("with a negative interval", func(t *testing.T) {
-		w := newLockWorld(t)
-		db, err := sqlite.Open(context.Background(), w.path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		lc := &lockCounter{DB: db}
-		cfg := identity.DefaultRegulatorConfig()
-		cfg.Now, cfg.CheckInterval = w.clock.now, -1
-		r := identity.NewRegulator(lc, cfg)
+		r, lc := regulatorOn(newLockWorld(t), newLockCounter, nil, -1)
 		locked(t, r, "alice", "192.0.2.1")
 		locked(t, r, "alice", "192.0.2.1")
 		if l, a, _ := lc.queries(); l != 2 || a != 0 {

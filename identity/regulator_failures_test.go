@@ -61,8 +61,10 @@ func (c *failureCounter) queries() (clears, lists, stamps int64) {
 // Regulator sees of the store.
 func (w *lockWorld) failureRegulator(wrap func(*failureCounter) identity.AttemptStore) (*identity.Regulator, *failureCounter) {
 	w.t.Helper()
-	return regulatorOn(w, func(db *sqlite.DB) *failureCounter { return &failureCounter{DB: db} }, wrap)
+	return regulatorOn(w, newFailureCounter, wrap, checkEvery)
 }
+
+func newFailureCounter(db *sqlite.DB) *failureCounter { return &failureCounter{DB: db} }
 
 // fail records n failures for user (from no address) through r, none of
 // which may lock.
@@ -225,16 +227,7 @@ func TestRegulatorSuccessFallsBackToTheStore(t *testing.T) {
 		}
 	})
 	t.Run("with a negative interval", func(t *testing.T) {
-		w := newLockWorld(t)
-		db, err := sqlite.Open(context.Background(), w.path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		fc := &failureCounter{DB: db}
-		cfg := identity.DefaultRegulatorConfig()
-		cfg.Now, cfg.CheckInterval = w.clock.now, -1
-		r := identity.NewRegulator(fc, cfg)
+		r, fc := regulatorOn(newLockWorld(t), newFailureCounter, nil, -1)
 		succeed(t, r, "alice")
 		succeed(t, r, "alice")
 		if c, l, _ := fc.queries(); c != 2 || l != 0 {
