@@ -128,7 +128,7 @@ func (f *udpFast) conn(local net.Addr) net.PacketConn {
 // must then drop the datagram). It runs on sipgo's UDP reader: keep it
 // short.
 func (f *udpFast) take(p sip.TransportReadProps, data []byte) bool {
-	if !bytes.HasPrefix(data, []byte("REGISTER ")) || p.RemoteAddr == nil {
+	if !bytes.HasPrefix(data, []byte("REGISTER ")) || p.RemoteAddr == nil || p.LocalAddr == nil {
 		return false
 	}
 	conn := f.conn(p.LocalAddr)
