@@ -45,22 +45,32 @@ const (
 
 // scanUser reads a row selected with userColumns.
 func scanUser(s rowScanner) (*identity.User, error) {
+	var u identity.User
+	if err := scanUserInto(s, &u); err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+// scanUserInto reads a row selected with userColumns into u, and the
+// columns after them into extra.
+func scanUserInto(s rowScanner, u *identity.User, extra ...any) error {
 	var (
-		u                identity.User
 		created, updated int64
 		lastLogin        *int64
 		roles            []string
 	)
-	if err := s.Scan(&u.ID, &u.Username, &u.Email, &u.DisplayName, &u.Active, &u.TokenOnly,
-		&created, &updated, &lastLogin, &roles); err != nil {
-		return nil, err
+	dest := append([]any{&u.ID, &u.Username, &u.Email, &u.DisplayName, &u.Active, &u.TokenOnly,
+		&created, &updated, &lastLogin, &roles}, extra...)
+	if err := s.Scan(dest...); err != nil {
+		return err
 	}
 	u.CreatedAt, u.UpdatedAt = fromMillis(created), fromMillis(updated)
 	u.LastLoginAt = optTime(lastLogin)
 	for _, r := range roles {
 		u.Roles = append(u.Roles, identity.Role(r))
 	}
-	return &u, nil
+	return nil
 }
 
 // stored returns u as a read would return it after writing it: times at
@@ -282,6 +292,53 @@ func (db *DB) UserByID(ctx context.Context, id string) (*identity.User, error) {
 // case-insensitively, or an error matching identity.ErrNotFound.
 func (db *DB) UserByName(ctx context.Context, name string) (*identity.User, error) {
 	return db.getUser(ctx, "postgres.UserByName", `SELECT `+userColumns+` FROM users u WHERE u.username_key = $1`, usernameKey(name))
+}
+
+// The credential cache reads a miss in one statement.
+var _ identity.DigestCredentialReader = (*DB)(nil)
+
+// DigestCredentials implements identity.DigestCredentialReader: the user
+// whose username equals name (case-insensitively) and its SIP credentials
+// of algorithm alg and form qualified, in realm order, from one statement
+// (one snapshot, one round trip): the miss path of the credential cache.
+// An unknown user is identity.ErrNotFound.
+func (db *DB) DigestCredentials(ctx context.Context, name string, alg identity.DigestAlgorithm, qualified bool) (*identity.User, []identity.SIPCredential, error) {
+	const op = "postgres.DigestCredentials"
+	rows, err := db.pool.Query(ctx, `SELECT `+userColumns+`, c.realm, c.sealed
+	FROM users u LEFT JOIN sip_credentials c ON c.user_id = u.id AND c.algorithm = $2 AND c.qualified = $3
+	WHERE u.username_key = $1
+	ORDER BY c.realm`, usernameKey(name), string(alg), qualified)
+	if err != nil {
+		return nil, nil, fail(op, err)
+	}
+	defer rows.Close()
+	var (
+		u     *identity.User
+		creds []identity.SIPCredential
+	)
+	for rows.Next() {
+		var (
+			r      identity.User
+			realm  *string
+			sealed []byte
+		)
+		if err := scanUserInto(rows, &r, &realm, &sealed); err != nil {
+			return nil, nil, fail(op, err)
+		}
+		if u == nil {
+			u = &r
+		}
+		if realm != nil {
+			creds = append(creds, identity.SIPCredential{Realm: *realm, Algorithm: alg, Qualified: qualified, Sealed: nonNil(sealed)})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fail(op, err)
+	}
+	if u == nil {
+		return nil, nil, identity.E(op, identity.CodeNotFound, "user not found")
+	}
+	return u, creds, nil
 }
 
 // getUser reads one user with query, a SELECT of userColumns with one

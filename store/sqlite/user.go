@@ -542,6 +542,9 @@ func (db *DB) Credentials(ctx context.Context, id string) (*identity.Credentials
 	return creds, nil
 }
 
+// The credential cache reads a miss in one statement.
+var _ identity.DigestCredentialReader = (*DB)(nil)
+
 // DigestCredentials returns the user whose username equals name
 // case-insensitively and that user's SIP credentials with algorithm alg and
 // the qualified form asked for, of every realm (identity picks the realm,

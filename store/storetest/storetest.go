@@ -57,6 +57,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) Store) {
 		{"UpdateUser", updateUserTests},
 		{"DeleteUser", deleteUserTests},
 		{"Credentials", credentialsTests},
+		{"DigestCredentials", digestCredentialTests},
 		{"TouchLogin", touchLoginTests},
 		{"Secret", secretTests},
 		{"NotFound", notFoundTests},
