@@ -21,6 +21,14 @@ var _ sip.NonceCountStore = (*DB)(nil)
 // same nonce, on any node, makes it wait for that transaction and then
 // re-check the WHERE clause on the committed row, so of concurrent calls
 // with one nonce and nc exactly one returns a row.
+//
+// It commits with synchronous_commit off (the counts pool), so it does not
+// wait for its WAL record to reach the disk: the registrar's durable commit
+// of the binding update that follows flushes the WAL up to a later point,
+// which includes this record, before any 200 is sent. A count can only be
+// lost to a database crash when its REGISTER got no 200, and then the same
+// Authorization is at most used once more. Other nodes see the count as
+// soon as it is committed, as before.
 func (db *DB) UseNonceCount(ctx context.Context, nonce string, nc uint32, expires time.Time) (bool, error) {
 	const op = "postgres.UseNonceCount"
 	if nc == 0 {
@@ -28,7 +36,7 @@ func (db *DB) UseNonceCount(ctx context.Context, nonce string, nc uint32, expire
 	}
 	var fresh bool
 	err := retry(ctx, func() error {
-		err := db.pool.QueryRow(ctx, `INSERT INTO nonce_counts AS t (nonce, nc, expires_at) VALUES ($1, $2, $3)
+		err := db.counts.QueryRow(ctx, `INSERT INTO nonce_counts AS t (nonce, nc, expires_at) VALUES ($1, $2, $3)
 	ON CONFLICT (nonce) DO UPDATE SET nc = excluded.nc, expires_at = greatest(t.expires_at, excluded.expires_at)
 	WHERE t.nc < excluded.nc
 	RETURNING true`, nonce, int64(nc), millis(expires)).Scan(&fresh)

@@ -55,3 +55,20 @@ func TestTwoPoolsShareNonceCounts(t *testing.T) {
 		t.Errorf("the next count: %v, %v", ok, err)
 	}
 }
+
+// TestNonceCountsSkipTheFlushOnlyThere: nonce counts commit without
+// waiting for the WAL flush (the binding commit that follows flushes
+// them), every other write keeps the server's setting.
+func TestNonceCountsSkipTheFlushOnlyThere(t *testing.T) {
+	db := open(t, pgtest.NewDatabase(t))
+	main, mainSource, counts, countsSource, err := db.SyncCommitSettings(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts != "off" || countsSource != "client" {
+		t.Errorf("nonce-count pool: synchronous_commit %q from %s, want off from client", counts, countsSource)
+	}
+	if mainSource == "client" {
+		t.Errorf("main pool: synchronous_commit %q set by the client, want the server's", main)
+	}
+}

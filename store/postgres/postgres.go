@@ -97,8 +97,15 @@ type DB struct {
 	Now func() time.Time
 
 	pool *pgxpool.Pool
-	name string // "database NAME on HOST:PORT", for messages
+	// counts is a small second pool whose sessions commit without waiting
+	// for the WAL flush (synchronous_commit off), for UseNonceCount only.
+	counts *pgxpool.Pool
+	name   string // "database NAME on HOST:PORT", for messages
 }
+
+// nonceCountConns caps the connections of the nonce-count pool: each use
+// holds one for a single statement that waits for no disk.
+const nonceCountConns = 2
 
 // Open connects to the database named by url (see the package comment for
 // its parameters) and applies pending migrations. A database written by a
@@ -130,6 +137,13 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		}
 		return nil, fmt.Errorf("postgres: migrate %s: %w", db.name, err)
 	}
+	ncfg := cfg.Copy()
+	ncfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	ncfg.MaxConns, ncfg.MinConns = min(cfg.MaxConns, nonceCountConns), 0
+	if db.counts, err = pgxpool.NewWithConfig(ctx, ncfg); err != nil {
+		db.pool.Close()
+		return nil, fmt.Errorf("postgres: open %s: %w", db.name, err)
+	}
 	return db, nil
 }
 
@@ -144,6 +158,7 @@ func (db *DB) Ping(ctx context.Context) error {
 // Close closes every connection of the pool, waiting for those in use to
 // be released.
 func (db *DB) Close() error {
+	db.counts.Close()
 	db.pool.Close()
 	return nil
 }
