@@ -59,8 +59,14 @@ const (
 // udpJob is one REGISTER datagram waiting for a worker.
 type udpJob struct {
 	buf  *[]byte
-	conn net.PacketConn
+	conn *udpListener
 	src  net.Addr
+}
+
+// udpListener is one of our UDP sockets and its address, formatted once.
+type udpListener struct {
+	pc    net.PacketConn
+	local string
 }
 
 // udpFast is the REGISTER path for UDP.
@@ -71,7 +77,7 @@ type udpFast struct {
 	txs    *udpTxTable
 
 	mu      sync.RWMutex
-	conns   []net.PacketConn // our UDP listeners
+	conns   []*udpListener
 	started bool
 	stop    chan struct{}
 	workers sync.WaitGroup
@@ -95,7 +101,7 @@ func newUDPFast(s *Server) *udpFast {
 func (f *udpFast) addConn(pc net.PacketConn) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.conns = append(f.conns, pc)
+	f.conns = append(f.conns, &udpListener{pc: pc, local: pc.LocalAddr().String()})
 	if f.started {
 		return
 	}
@@ -107,16 +113,16 @@ func (f *udpFast) addConn(pc net.PacketConn) {
 }
 
 // conn returns our listener whose address is local.
-func (f *udpFast) conn(local net.Addr) net.PacketConn {
+func (f *udpFast) conn(local net.Addr) *udpListener {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	for _, c := range f.conns {
-		if c.LocalAddr() == local { // the same *net.UDPAddr sipgo was handed
+		if c.pc.LocalAddr() == local { // the same *net.UDPAddr sipgo was handed
 			return c
 		}
 	}
 	for _, c := range f.conns {
-		if c.LocalAddr().String() == local.String() {
+		if c.local == local.String() {
 			return c
 		}
 	}
@@ -233,7 +239,7 @@ func (f *udpFast) serveInto(job udpJob, overloaded bool, out *bytes.Buffer) {
 			f.txs.forget(key) // a panic below: a retransmission starts afresh
 		}
 	}()
-	res, o, counted := s.answerRegister(req, job.conn.LocalAddr().String())
+	res, o, counted := s.answerRegister(req, job.conn.local)
 	answered = true
 	// The transaction learns its answer before the answer leaves, so a
 	// retransmission sent the moment the answer arrives finds it.
@@ -272,7 +278,7 @@ func (f *udpFast) encode(job udpJob, res *sip.Response, out *bytes.Buffer) bool 
 }
 
 func (f *udpFast) writeBytes(job udpJob, b []byte) bool {
-	if _, err := job.conn.WriteTo(b, job.src); err != nil {
+	if _, err := job.conn.pc.WriteTo(b, job.src); err != nil {
 		f.s.log.Warn().Err(err).Str("source", job.src.String()).Msg("sending response failed")
 		return false
 	}
