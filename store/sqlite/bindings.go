@@ -45,7 +45,9 @@ type bindingStmts struct {
 	// page is one more page in the WAL at commit: a re-REGISTER, the common
 	// case, changes neither column, so refresh leaves those two indexes
 	// alone. A changed contact_key is a delete and an insert (see
-	// bindplan.Writes), never an update.
+	// bindplan.Writes), never an update. renew writes the four columns of
+	// a renewal (bindplan.Renewal) alone.
+	renew   *sql.Stmt
 	refresh *sql.Stmt
 	update  *sql.Stmt
 	del     *sql.Stmt
@@ -75,6 +77,12 @@ func (s *bindingStmts) prepare(ctx context.Context, r, w *sql.DB) error {
 	WHERE id = ?1 AND aor = ?2 AND user_id = ?3 AND contact_key = ?5`); err != nil {
 		return err
 	}
+	// A renewal (bindplan.Renewal) rewrites four columns: fewer values to
+	// bind and encode, and no CHECK on path to evaluate.
+	if s.renew, err = w.PrepareContext(ctx, `UPDATE bindings SET call_id = ?3, cseq = ?4,
+	expires_at = ?5, updated_at = ?6 WHERE id = ?1 AND aor = ?2`); err != nil {
+		return err
+	}
 	if s.update, err = w.PrepareContext(ctx, `UPDATE bindings SET user_id = ?3, `+set+`
 	WHERE id = ?1 AND aor = ?2 AND contact_key = ?5`); err != nil {
 		return err
@@ -86,7 +94,7 @@ func (s *bindingStmts) prepare(ctx context.Context, r, w *sql.DB) error {
 // close closes the statements that were prepared.
 func (s *bindingStmts) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.current, s.ofAoR, s.insert, s.refresh, s.update, s.del} {
+	for _, st := range []*sql.Stmt{s.current, s.ofAoR, s.insert, s.renew, s.refresh, s.update, s.del} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -175,9 +183,9 @@ func (db *DB) UpdateBindings(ctx context.Context, aor string, now time.Time, fn 
 		return nil, identity.Invalid(op, "fn", "update function is nil")
 	}
 	var out []sip.Binding
-	err := db.commits.submit(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
+	err := db.commits.submit(ctx, op, func(ctx context.Context, tx *sql.Tx, protect func() error) error {
 		var err error
-		out, err = db.applyBindings(ctx, tx, aor, now, fn)
+		out, err = db.applyBindings(ctx, tx, protect, aor, now, fn)
 		return err
 	})
 	if err != nil {
@@ -187,8 +195,22 @@ func (db *DB) UpdateBindings(ctx context.Context, aor string, now time.Time, fn 
 }
 
 // applyBindings is one UpdateBindings inside tx, the writer's transaction
-// (see UpdateBindings for the contract). ctx bounds the statements.
-func (db *DB) applyBindings(ctx context.Context, tx *sql.Tx, aor string, now time.Time, fn func(current []sip.Binding) ([]sip.Binding, error)) ([]sip.Binding, error) {
+// (see UpdateBindings for the contract), protect its savepoint (applyFunc).
+// ctx bounds the statements.
+func (db *DB) applyBindings(ctx context.Context, tx *sql.Tx, protect func() error, aor string, now time.Time, fn func(current []sip.Binding) ([]sip.Binding, error)) ([]sip.Binding, error) {
+	next, err := db.writeBindings(ctx, tx, protect, aor, now, fn)
+	if err != nil {
+		return nil, err
+	}
+	db.commits.mirror.stage(aor, next)
+	return next, nil
+}
+
+// writeBindings reads the bindings of aor (from the mirror when it has
+// them), runs fn and makes its writes. A re-REGISTER makes one statement,
+// without a savepoint (see applyFunc): a failure of that statement other
+// than on a constraint is reported with errTxLost.
+func (db *DB) writeBindings(ctx context.Context, tx *sql.Tx, protect func() error, aor string, now time.Time, fn func(current []sip.Binding) ([]sip.Binding, error)) (_ []sip.Binding, err error) {
 	const op = "sqlite.UpdateBindings"
 	all, ok := db.commits.mirror.get(aor)
 	if !ok {
@@ -202,14 +224,29 @@ func (db *DB) applyBindings(ctx context.Context, tx *sql.Tx, aor string, now tim
 		return nil, err
 	}
 	// A changed binding of the same user is a refresh, which leaves the
-	// user_id index alone (see bindingStmts).
-	var refresh, update []*sip.Binding
+	// user_id index alone (see bindingStmts); a renewal writes only the
+	// four columns that changed.
+	var renew, refresh, update []*sip.Binding
 	for _, u := range plan.Update {
-		if u.Old.UserID != u.New.UserID {
+		switch {
+		case bindplan.Renewal(u.Old, u.New):
+			renew = append(renew, u.New)
+		case u.Old.UserID != u.New.UserID:
 			update = append(update, u.New)
-		} else {
+		default:
 			refresh = append(refresh, u.New)
 		}
+	}
+	if len(plan.Drop)+len(plan.Update)+len(plan.Insert) > 1 {
+		if err := protect(); err != nil {
+			return nil, storeErr(op, err)
+		}
+	} else {
+		defer func() {
+			if isTxLost(err) {
+				err = identity.Internal(op, errors.Join(errTxLost, err))
+			}
+		}()
 	}
 
 	if len(plan.Drop) > 0 {
@@ -217,6 +254,14 @@ func (db *DB) applyBindings(ctx context.Context, tx *sql.Tx, aor string, now tim
 		for _, id := range plan.Drop {
 			if _, err := del.ExecContext(ctx, id); err != nil {
 				return nil, storeErr(op, err)
+			}
+		}
+	}
+	if len(renew) > 0 {
+		stmt := tx.StmtContext(ctx, db.bindings.renew)
+		for _, b := range renew {
+			if err := renewBinding(ctx, stmt, op, b); err != nil {
+				return nil, err
 			}
 		}
 	}
@@ -234,8 +279,31 @@ func (db *DB) applyBindings(ctx context.Context, tx *sql.Tx, aor string, now tim
 			}
 		}
 	}
-	db.commits.mirror.stage(aor, next)
 	return next, nil
+}
+
+// isTxLost reports whether err is a failed statement that may have rolled
+// back its whole transaction: any SQLite error but a constraint's, and a
+// trigger's RAISE too (RAISE(ROLLBACK) ends the transaction).
+func isTxLost(err error) bool {
+	var e *moderncsqlite.Error
+	return errors.As(err, &e) && (e.Code()&0xff != sqlite3.SQLITE_CONSTRAINT || e.Code() == sqlite3.SQLITE_CONSTRAINT_TRIGGER)
+}
+
+// renewBinding runs the renewal statement for b, which must write exactly
+// one row (see writeBinding).
+func renewBinding(ctx context.Context, stmt *sql.Stmt, op string, b *sip.Binding) error {
+	res, err := stmt.ExecContext(ctx, b.ID, b.AoR, b.CallID, int64(b.CSeq), millis(b.ExpiresAt), millis(b.UpdatedAt))
+	if err == nil {
+		var n int64
+		if n, err = res.RowsAffected(); err == nil && n != 1 {
+			err = fmt.Errorf("binding %q: %d rows renewed, want 1", b.ID, n)
+		}
+	}
+	if err != nil {
+		return storeErr(op, err)
+	}
+	return nil
 }
 
 // writeBinding runs stmt, the insert or one of the update statements, for

@@ -196,3 +196,127 @@ func TestGroupCommitClose(t *testing.T) {
 		t.Fatal("UpdateBindings after Close succeeded")
 	}
 }
+
+// queueGroup queues one UpdateBindings per fn behind a busy writer, so that
+// they form one group, then frees the writer and returns their results in
+// order. The first update, taken alone while the writer is busy, is a
+// harmless insert on its own AoR.
+func queueGroup(t *testing.T, db *DB, now time.Time, fns map[string]func([]sip.Binding) ([]sip.Binding, error), order []string) map[string]updateResult {
+	t.Helper()
+	ctx := context.Background()
+	release := holdWriter(t, db)
+	lead := fmt.Sprintf("sip:lead%d@example.com", now.UnixNano())
+	first := goUpdate(ctx, db, lead, now, func([]sip.Binding) ([]sip.Binding, error) {
+		return []sip.Binding{binding(lead, 1, now, now.Add(time.Hour))}, nil
+	})
+	for deadline := time.Now().Add(10 * time.Second); len(db.commits.queue) > 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the committer did not take the first update")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(10 * time.Millisecond) // let it reach BeginTx
+	chans := map[string]<-chan updateResult{}
+	for i, aor := range order {
+		chans[aor] = goUpdate(ctx, db, aor, now, fns[aor])
+		waitQueued(t, db, i+1)
+	}
+	groups := db.CommitStats().Groups
+	release()
+	if r := <-first; r.err != nil {
+		t.Fatalf("first: %v", r.err)
+	}
+	out := map[string]updateResult{}
+	for _, aor := range order {
+		out[aor] = <-chans[aor]
+	}
+	if g := db.CommitStats().Groups - groups; g > 2 {
+		t.Fatalf("%d transactions for the queued updates, want them in one group", g)
+	}
+	return out
+}
+
+// TestGroupCommitUnprotectedStatements: an update that makes one
+// statement runs without a savepoint. When that statement fails a
+// constraint, SQLite backs it out and the rest of the group commits; when
+// it fails in a way that may have ended the transaction (here a trigger's
+// RAISE(ROLLBACK)), the whole group fails and nothing of it is stored, not
+// even by a later statement in what would have been autocommit mode.
+func TestGroupCommitUnprotectedStatements(t *testing.T) {
+	db, _ := openTemp(t)
+	ctx := context.Background()
+	now := time.Now()
+	exp := now.Add(time.Hour)
+	x := binding("sip:x@example.com", 1, now, exp)
+	if _, err := db.UpdateBindings(ctx, x.AoR, now, func([]sip.Binding) ([]sip.Binding, error) {
+		return []sip.Binding{x}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	insert := func(aor string, n int) func([]sip.Binding) ([]sip.Binding, error) {
+		return func(cur []sip.Binding) ([]sip.Binding, error) {
+			return append(cur, binding(aor, n, now, exp)), nil
+		}
+	}
+	renew := func(callID string) func([]sip.Binding) ([]sip.Binding, error) {
+		return func(cur []sip.Binding) ([]sip.Binding, error) {
+			if len(cur) != 1 {
+				return nil, fmt.Errorf("%d bindings of x, want 1", len(cur))
+			}
+			cur[0].CallID, cur[0].CSeq = callID, cur[0].CSeq+1
+			return cur, nil
+		}
+	}
+
+	// A single INSERT whose ID is x's binding's: a primary-key violation.
+	r := queueGroup(t, db, now, map[string]func([]sip.Binding) ([]sip.Binding, error){
+		"sip:a@example.com": insert("sip:a@example.com", 1),
+		"sip:p@example.com": func([]sip.Binding) ([]sip.Binding, error) {
+			b := binding("sip:p@example.com", 1, now, exp)
+			b.ID = x.ID
+			return []sip.Binding{b}, nil
+		},
+		"sip:x@example.com": renew("renewed@example.com"),
+	}, []string{"sip:a@example.com", "sip:p@example.com", "sip:x@example.com"})
+	if err := r["sip:p@example.com"].err; !errors.Is(err, identity.ErrConflict) {
+		t.Fatalf("insert with a taken ID: %v, want ErrConflict", err)
+	}
+	for _, aor := range []string{"sip:a@example.com", "sip:x@example.com"} {
+		if err := r[aor].err; err != nil {
+			t.Fatalf("%s beside a failed statement: %v", aor, err)
+		}
+	}
+	if ids := bindingIDs(t, db, "sip:p@example.com", now); len(ids) != 0 {
+		t.Fatalf("sip:p has %d bindings after its failed insert", len(ids))
+	}
+
+	if _, err := db.w.ExecContext(ctx, `CREATE TRIGGER test_lose BEFORE UPDATE ON bindings
+	WHEN NEW.call_id = 'lose' BEGIN SELECT RAISE(ROLLBACK, 'transaction rolled back by a trigger'); END`); err != nil {
+		t.Fatal(err)
+	}
+	r = queueGroup(t, db, now, map[string]func([]sip.Binding) ([]sip.Binding, error){
+		"sip:g@example.com": insert("sip:g@example.com", 1),
+		"sip:x@example.com": renew("lose"),
+		"sip:h@example.com": insert("sip:h@example.com", 1),
+	}, []string{"sip:g@example.com", "sip:x@example.com", "sip:h@example.com"})
+	for _, aor := range []string{"sip:g@example.com", "sip:x@example.com", "sip:h@example.com"} {
+		if r[aor].err == nil {
+			t.Fatalf("%s succeeded in a group whose transaction was rolled back", aor)
+		}
+		if aor != "sip:x@example.com" {
+			if ids := bindingIDs(t, db, aor, now); len(ids) != 0 {
+				t.Fatalf("%s has %d bindings from a group that failed", aor, len(ids))
+			}
+		}
+	}
+	// x is as the first group left it, and the mirror agrees: a later
+	// update sees that row.
+	out, err := db.UpdateBindings(ctx, x.AoR, now, renew("after@example.com"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bs, err := db.Bindings(ctx, x.AoR, now)
+	if err != nil || len(bs) != 1 || bs[0].CallID != "after@example.com" || bs[0].CSeq != out[0].CSeq || out[0].CSeq != x.CSeq+2 {
+		t.Fatalf("x after the failed group: %+v, %v; want CSeq %d", bs, err, x.CSeq+2)
+	}
+}

@@ -134,7 +134,10 @@ func (db *DB) CreateRefreshToken(ctx context.Context, t *identity.RefreshToken) 
 		return err
 	}
 	stmts := &db.commits.refresh
-	return db.commits.submit(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
+	return db.commits.submit(ctx, op, func(ctx context.Context, tx *sql.Tx, protect func() error) error {
+		if err := protect(); err != nil {
+			return storeErr(op, err)
+		}
 		return stmts.insertRefreshToken(ctx, tx, op, t)
 	})
 }
@@ -179,7 +182,10 @@ func (db *DB) RotateRefreshToken(ctx context.Context, oldID string, rotatedAt ti
 		return err
 	}
 	stmts := &db.commits.refresh
-	return db.commits.submit(ctx, op, func(ctx context.Context, tx *sql.Tx) error {
+	return db.commits.submit(ctx, op, func(ctx context.Context, tx *sql.Tx, protect func() error) error {
+		if err := protect(); err != nil {
+			return storeErr(op, err)
+		}
 		res, err := tx.StmtContext(ctx, stmts.rotate).ExecContext(ctx, millis(rotatedAt), next.ID, successorSealed, oldID)
 		if err != nil {
 			return storeErr(op, err)

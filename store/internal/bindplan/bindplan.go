@@ -127,6 +127,19 @@ func check(op, aor string, next []sip.Binding) error {
 	return nil
 }
 
+// Renewal reports whether storing b over the stored binding a changes only
+// what a re-REGISTER of an unchanged contact changes: its Call-ID, CSeq,
+// expiry and update time. A backend can then write those four columns
+// alone instead of the whole row.
+func Renewal(a, b *sip.Binding) bool {
+	return a.ID == b.ID && a.AoR == b.AoR && a.UserID == b.UserID &&
+		a.Contact == b.Contact && a.ContactKey == b.ContactKey && a.Q == b.Q &&
+		a.Instance == b.Instance && a.RegID == b.RegID && slices.Equal(a.Path, b.Path) &&
+		a.CreatedAt.UnixMilli() == b.CreatedAt.UnixMilli() &&
+		a.Source == b.Source && a.Transport == b.Transport && a.LocalAddr == b.LocalAddr &&
+		a.UserAgent == b.UserAgent && a.Node == b.Node
+}
+
 // same reports whether storing b would leave the stored binding a
 // unchanged: every field equal, times at the stored millisecond precision,
 // a nil and an empty Path alike.
