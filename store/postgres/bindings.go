@@ -25,14 +25,21 @@ const bindingColumns = `id, aor, user_id, contact, contact_key, q, instance, reg
 // bindingArgs. The update selects the row by id, aor and contact_key:
 // UpdateBindings never moves a binding to another AoR, and a changed
 // contact_key is a delete and an insert (see bindplan.Writes).
+// Both set sweep_at to the expiry (migrations/0010_binding_sweep.sql).
 const (
-	insertBindingSQL = `INSERT INTO bindings (` + bindingColumns + `)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`
+	insertBindingSQL = `INSERT INTO bindings (` + bindingColumns + `, sweep_at)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $12)`
 	updateBindingSQL = `UPDATE bindings SET user_id = $3, contact = $4, q = $6, instance = $7, reg_id = $8,
-	call_id = $9, cseq = $10, path = $11, expires_at = $12, created_at = $13, updated_at = $14, source = $15,
-	transport = $16, local_addr = $17, user_agent = $18, node = $19
+	call_id = $9, cseq = $10, path = $11, expires_at = $12, sweep_at = $12, created_at = $13, updated_at = $14,
+	source = $15, transport = $16, local_addr = $17, user_agent = $18, node = $19
 	WHERE id = $1 AND aor = $2 AND contact_key = $5`
 )
+
+// renewBindingSQL writes a renewal (bindplan.Renewal): no indexed column
+// changes, so PostgreSQL can make it a HOT update, and sweep_at stays a
+// lower bound of the expiry, which only moves later.
+const renewBindingSQL = `UPDATE bindings SET call_id = $3, cseq = $4, expires_at = $5, updated_at = $6
+	WHERE id = $1 AND aor = $2`
 
 // The constraints of the bindings table whose violation UpdateBindings
 // explains (migrations/0003_bindings.sql).
@@ -196,7 +203,11 @@ func writeBindings(ctx context.Context, tx pgx.Tx, op string, p *bindplan.Writes
 	}
 	var ws []write
 	for _, u := range p.Update {
-		ws = append(ws, write{u.New, updateBindingSQL})
+		if bindplan.Renewal(u.Old, u.New) {
+			ws = append(ws, write{u.New, renewBindingSQL})
+		} else {
+			ws = append(ws, write{u.New, updateBindingSQL})
+		}
 	}
 	for _, b := range p.Insert {
 		ws = append(ws, write{b, insertBindingSQL})
@@ -206,6 +217,10 @@ func writeBindings(ctx context.Context, tx pgx.Tx, op string, p *bindplan.Writes
 		batch.Queue(`DELETE FROM bindings WHERE id = ANY($1)`, p.Drop)
 	}
 	for _, w := range ws {
+		if w.sql == renewBindingSQL {
+			batch.Queue(w.sql, w.b.ID, w.b.AoR, w.b.CallID, int64(w.b.CSeq), millis(w.b.ExpiresAt), millis(w.b.UpdatedAt))
+			continue
+		}
 		path, err := bindplan.EncodePath(w.b.Path)
 		if err != nil {
 			return identity.Internal(op, err)
@@ -254,18 +269,32 @@ func (db *DB) Bindings(ctx context.Context, aor string, now time.Time) ([]sip.Bi
 }
 
 // DeleteExpiredBindings deletes the bindings that expired before before
-// (ExpiresAt earlier than before) and returns how many went. It deletes
-// in batches of expiredBatch, one statement each; an error stops it with
-// the earlier batches deleted. The expiry condition is stated on the
-// deleted row itself, not only in the subquery that picks the batch: a
-// binding refreshed by a concurrent REGISTER while this waited for its row
-// lock is re-checked against its new expiry and kept.
+// (ExpiresAt earlier than before) and returns how many went. It walks the
+// index on sweep_at below before: the renewed bindings found there get
+// sweep_at = expires_at, the expired ones are deleted (see
+// migrations/0010_binding_sweep.sql). It works in batches of expiredBatch
+// rows, one statement each; an error stops it with the earlier batches
+// done. The conditions are stated on the changed row itself, not only in
+// the subquery that picks the batch: a binding refreshed by a concurrent
+// REGISTER while this waited for its row lock is re-checked against its
+// new expiry.
 func (db *DB) DeleteExpiredBindings(ctx context.Context, before time.Time) (int, error) {
 	const op = "postgres.DeleteExpiredBindings"
+	for {
+		n, err := db.exec(ctx, op, `UPDATE bindings SET sweep_at = expires_at
+	WHERE sweep_at < $1 AND expires_at >= $1 AND id IN (
+	SELECT id FROM bindings WHERE sweep_at < $1 AND expires_at >= $1 LIMIT $2)`, millis(before), expiredBatch)
+		if err != nil {
+			return 0, err
+		}
+		if n < expiredBatch {
+			break
+		}
+	}
 	var total int64
 	for {
-		n, err := db.exec(ctx, op, `DELETE FROM bindings WHERE expires_at < $1 AND id IN (
-	SELECT id FROM bindings WHERE expires_at < $1 LIMIT $2)`, millis(before), expiredBatch)
+		n, err := db.exec(ctx, op, `DELETE FROM bindings WHERE sweep_at < $1 AND expires_at < $1 AND id IN (
+	SELECT id FROM bindings WHERE sweep_at < $1 AND expires_at < $1 LIMIT $2)`, millis(before), expiredBatch)
 		if err != nil {
 			return int(total), err
 		}
@@ -281,7 +310,10 @@ func (db *DB) DeleteExpiredBindings(ctx context.Context, before time.Time) (int,
 func (db *DB) CountBindings(ctx context.Context, now time.Time) (int, error) {
 	const op = "postgres.CountBindings"
 	var n int
-	if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM bindings WHERE expires_at > $1`, millis(now)).Scan(&n); err != nil {
+	// Every binding but the expired ones, which all lie in the range of
+	// the sweep_at index up to now.
+	if err := db.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM bindings) -
+	(SELECT count(*) FROM bindings WHERE sweep_at <= $1 AND expires_at <= $1)`, millis(now)).Scan(&n); err != nil {
 		return 0, fail(op, err)
 	}
 	return n, nil

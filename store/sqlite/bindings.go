@@ -64,21 +64,24 @@ func (s *bindingStmts) prepare(ctx context.Context, r, w *sql.DB) error {
 	WHERE aor = ? ORDER BY created_at, id`); err != nil {
 		return err
 	}
-	if s.insert, err = w.PrepareContext(ctx, `INSERT INTO bindings (`+bindingColumns+`)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`); err != nil {
+	// sweep_at starts at expires_at (migrations/0010_binding_sweep.sql).
+	if s.insert, err = w.PrepareContext(ctx, `INSERT INTO bindings (`+bindingColumns+`, sweep_at)
+	VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?12)`); err != nil {
 		return err
 	}
 	// The parameters are numbered after bindingArgs; id and aor only select
 	// the row: UpdateBindings never moves a binding to another AoR.
 	const set = `contact = ?4, q = ?6, instance = ?7, reg_id = ?8, call_id = ?9,
-	cseq = ?10, path = ?11, expires_at = ?12, created_at = ?13, updated_at = ?14, source = ?15,
+	cseq = ?10, path = ?11, expires_at = ?12, sweep_at = ?12, created_at = ?13, updated_at = ?14, source = ?15,
 	transport = ?16, local_addr = ?17, user_agent = ?18, node = ?19`
 	if s.refresh, err = w.PrepareContext(ctx, `UPDATE bindings SET `+set+`
 	WHERE id = ?1 AND aor = ?2 AND user_id = ?3 AND contact_key = ?5`); err != nil {
 		return err
 	}
 	// A renewal (bindplan.Renewal) rewrites four columns: fewer values to
-	// bind and encode, and no CHECK on path to evaluate.
+	// bind and encode, no CHECK on path to evaluate, and sweep_at, the
+	// only indexed column a refresh used to change, stays (the expiry
+	// only moves later).
 	if s.renew, err = w.PrepareContext(ctx, `UPDATE bindings SET call_id = ?3, cseq = ?4,
 	expires_at = ?5, updated_at = ?6 WHERE id = ?1 AND aor = ?2`); err != nil {
 		return err
@@ -352,20 +355,26 @@ func (db *DB) Bindings(ctx context.Context, aor string, now time.Time) ([]sip.Bi
 }
 
 // DeleteExpiredBindings deletes the bindings that expired before before
-// (ExpiresAt earlier than before) and returns how many went. It deletes
-// in batches of expiredBatch, one write transaction each, so that
-// registrations are not held up by a large sweep; an error stops it with
-// the earlier batches deleted.
+// (ExpiresAt earlier than before) and returns how many went. It walks the
+// index on sweep_at below before: the renewed bindings found there get
+// sweep_at = expires_at, the expired ones are deleted (see
+// migrations/0010_binding_sweep.sql). It works in batches of expiredBatch
+// rows, one write transaction each, so that registrations are not held up
+// by a large sweep; an error stops it with the earlier batches done.
 func (db *DB) DeleteExpiredBindings(ctx context.Context, before time.Time) (int, error) {
 	const op = "sqlite.DeleteExpiredBindings"
+	for {
+		n, err := db.sweepBatch(ctx, rehintBindingsSQL, before)
+		if err != nil {
+			return 0, storeErr(op, err)
+		}
+		if n < expiredBatch {
+			break
+		}
+	}
 	var total int64
 	for {
-		res, err := db.w.ExecContext(ctx, `DELETE FROM bindings WHERE id IN (
-	SELECT id FROM bindings WHERE expires_at < ? LIMIT ?)`, millis(before), expiredBatch)
-		if err != nil {
-			return int(total), storeErr(op, err)
-		}
-		n, err := res.RowsAffected()
+		n, err := db.sweepBatch(ctx, deleteExpiredBindingsSQL, before)
 		if err != nil {
 			return int(total), storeErr(op, err)
 		}
@@ -376,12 +385,36 @@ func (db *DB) DeleteExpiredBindings(ctx context.Context, before time.Time) (int,
 	}
 }
 
+// The statements of DeleteExpiredBindings and CountBindings, which range
+// over the sweep_at index (TestBindingQueriesUseTheirIndexes).
+const (
+	rehintBindingsSQL = `UPDATE bindings SET sweep_at = expires_at WHERE id IN (
+	SELECT id FROM bindings WHERE sweep_at < ?1 AND expires_at >= ?1 LIMIT ?2)`
+	deleteExpiredBindingsSQL = `DELETE FROM bindings WHERE id IN (
+	SELECT id FROM bindings WHERE sweep_at < ?1 AND expires_at < ?1 LIMIT ?2)`
+	// Every binding but the expired ones, which all lie in the range of
+	// the sweep_at index up to now: no scan of the table.
+	countBindingsSQL = `SELECT (SELECT count(*) FROM bindings) -
+	(SELECT count(*) FROM bindings WHERE sweep_at <= ?1 AND expires_at <= ?1)`
+)
+
+// sweepBatch runs one batch statement of DeleteExpiredBindings, with
+// before and expiredBatch as its parameters, and returns the rows it
+// changed.
+func (db *DB) sweepBatch(ctx context.Context, query string, before time.Time) (int64, error) {
+	res, err := db.w.ExecContext(ctx, query, millis(before), expiredBatch)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
 // CountBindings returns the number of bindings, of every AoR, not expired
 // at now.
 func (db *DB) CountBindings(ctx context.Context, now time.Time) (int, error) {
 	const op = "sqlite.CountBindings"
 	var n int
-	if err := db.r.QueryRowContext(ctx, `SELECT count(*) FROM bindings WHERE expires_at > ?`, millis(now)).Scan(&n); err != nil {
+	if err := db.r.QueryRowContext(ctx, countBindingsSQL, millis(now)).Scan(&n); err != nil {
 		return 0, storeErr(op, err)
 	}
 	return n, nil

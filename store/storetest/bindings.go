@@ -486,6 +486,57 @@ var bindingTests = []subtest{
 			t.Errorf("DeleteExpiredBindings again = %d, want 0", n)
 		}
 	}},
+	{"renewed bindings outlive the sweep at their old expiry and go at their new one", func(t *testing.T, s Store) {
+		// A renewal changes only Call-ID, CSeq, expiry and update time; a
+		// backend may then keep its sweep bookkeeping, which must still
+		// find the binding once it expires, and must keep it until then.
+		// Renewed several times, renewed with a shorter expiry (a whole
+		// rewrite), renewed and swept twice: each is counted and swept at
+		// its last expiry.
+		renew := func(at, expires time.Time) func([]sip.Binding) ([]sip.Binding, error) {
+			return func(cur []sip.Binding) ([]sip.Binding, error) {
+				for i := range cur {
+					cur[i].CallID = fmt.Sprintf("renewal-%d@192.0.2.1", at.UnixMilli())
+					cur[i].CSeq++
+					cur[i].ExpiresAt, cur[i].UpdatedAt = expires, at
+				}
+				return cur, nil
+			}
+		}
+		often, shorter, kept := newBinding(aliceAoR, "user-1", 1), newBinding(bobAoR, "user-2", 2), newBinding("sip:carol@example.com", "user-3", 3)
+		for _, b := range []*sip.Binding{&often, &shorter, &kept} {
+			b.ExpiresAt = base.Add(time.Minute)
+			mustSet(t, s, b.AoR, base, *b)
+		}
+		for i := 1; i <= 3; i++ {
+			at := base.Add(time.Duration(i) * 20 * time.Second)
+			mustUpdate(t, s, aliceAoR, at, renew(at, at.Add(time.Minute)))
+		}
+		mustUpdate(t, s, bobAoR, base.Add(10*time.Second), renew(base.Add(10*time.Second), base.Add(30*time.Second)))
+		mustUpdate(t, s, "sip:carol@example.com", base.Add(50*time.Second), renew(base.Add(50*time.Second), base.Add(3*time.Minute)))
+		// often expires at base+2m, shorter at base+30s, kept at base+3m.
+		for _, c := range []struct {
+			at          time.Duration
+			swept, left int
+		}{{31 * time.Second, 1, 2}, {90 * time.Second, 0, 2}, {90 * time.Second, 0, 2}, {121 * time.Second, 1, 1}, {181 * time.Second, 1, 0}} {
+			at := base.Add(c.at)
+			if n := mustCountBindings(t, s, at); n != c.left {
+				t.Errorf("CountBindings at base+%v = %d, want %d", c.at, n, c.left)
+			}
+			if n := mustDeleteExpired(t, s, at); n != c.swept {
+				t.Errorf("DeleteExpiredBindings at base+%v = %d, want %d", c.at, n, c.swept)
+			}
+			if n := mustCountBindings(t, s, at); n != c.left {
+				t.Errorf("CountBindings after the sweep at base+%v = %d, want %d", c.at, n, c.left)
+			}
+			if c.at == 90*time.Second {
+				got := mustUpdate(t, s, aliceAoR, at, func(cur []sip.Binding) ([]sip.Binding, error) { return cur, nil })
+				if len(got) != 1 || !got[0].ExpiresAt.Equal(base.Add(2*time.Minute)) {
+					t.Errorf("alice's binding at base+%v: %+v, want one expiring at base+2m", c.at, got)
+				}
+			}
+		}
+	}},
 	{"CountBindings counts the bindings of every AoR not expired at the time given", func(t *testing.T, s Store) {
 		var alice []sip.Binding
 		for i := range 3 {

@@ -128,11 +128,12 @@ func check(op, aor string, next []sip.Binding) error {
 }
 
 // Renewal reports whether storing b over the stored binding a changes only
-// what a re-REGISTER of an unchanged contact changes: its Call-ID, CSeq,
-// expiry and update time. A backend can then write those four columns
-// alone instead of the whole row.
+// what a re-REGISTER of an unchanged contact changes: its Call-ID, CSeq and
+// update time, and its expiry, which must not move earlier. A backend can
+// then write those four columns alone instead of the whole row, and keep
+// a lower bound of the expiry (its sweep index) as it is.
 func Renewal(a, b *sip.Binding) bool {
-	return a.ID == b.ID && a.AoR == b.AoR && a.UserID == b.UserID &&
+	return !b.ExpiresAt.Before(a.ExpiresAt) && a.ID == b.ID && a.AoR == b.AoR && a.UserID == b.UserID &&
 		a.Contact == b.Contact && a.ContactKey == b.ContactKey && a.Q == b.Q &&
 		a.Instance == b.Instance && a.RegID == b.RegID && slices.Equal(a.Path, b.Path) &&
 		a.CreatedAt.UnixMilli() == b.CreatedAt.UnixMilli() &&

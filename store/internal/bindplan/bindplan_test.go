@@ -141,3 +141,40 @@ func TestPath(t *testing.T) {
 		t.Errorf("EncodePath escaped the brackets: %s", s)
 	}
 }
+
+// TestRenewal: only Call-ID, CSeq, update time and a later (or equal)
+// expiry may change in a renewal; any other field, or an earlier expiry,
+// makes it a whole rewrite.
+func TestRenewal(t *testing.T) {
+	old := binding("b1", "u1")
+	for _, c := range []struct {
+		name   string
+		change func(b *sip.Binding)
+		want   bool
+	}{
+		{"nothing", func(*sip.Binding) {}, true},
+		{"a re-REGISTER", func(b *sip.Binding) {
+			b.CallID, b.CSeq, b.ExpiresAt, b.UpdatedAt = "other@192.0.2.1", 9, now.Add(2*time.Hour), now.Add(time.Minute)
+		}, true},
+		{"an earlier expiry", func(b *sip.Binding) { b.ExpiresAt = now.Add(time.Minute) }, false},
+		{"contact", func(b *sip.Binding) { b.Contact = "sip:other@192.0.2.1" }, false},
+		{"q", func(b *sip.Binding) { b.Q = 100 }, false},
+		{"instance", func(b *sip.Binding) { b.Instance = "<urn:uuid:1>" }, false},
+		{"reg-id", func(b *sip.Binding) { b.RegID = 2 }, false},
+		{"path", func(b *sip.Binding) { b.Path = nil }, false},
+		{"created", func(b *sip.Binding) { b.CreatedAt = now.Add(time.Second) }, false},
+		{"user", func(b *sip.Binding) { b.UserID = "u2" }, false},
+		{"source", func(b *sip.Binding) { b.Source = "192.0.2.9:5060" }, false},
+		{"transport", func(b *sip.Binding) { b.Transport = "TLS" }, false},
+		{"local address", func(b *sip.Binding) { b.LocalAddr = "192.0.2.2:5060" }, false},
+		{"user agent", func(b *sip.Binding) { b.UserAgent = "Other/2" }, false},
+		{"node", func(b *sip.Binding) { b.Node = "node-b" }, false},
+	} {
+		b := old
+		b.Path = slices.Clone(old.Path)
+		c.change(&b)
+		if got := Renewal(&old, &b); got != c.want {
+			t.Errorf("%s: Renewal = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
