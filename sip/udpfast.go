@@ -64,10 +64,27 @@ type udpJob struct {
 }
 
 // udpListener is one of our UDP sockets and its address, formatted once.
+// Its answers leave through one sender goroutine (send): a group commit
+// releases a hundred workers at once, and when each wrote on the socket
+// itself they queued on the socket's write lock, handing it on one by one
+// through the scheduler, while the reader waited behind them.
 type udpListener struct {
 	pc    net.PacketConn
 	local string
+	out   chan udpOut
+	sent  chan struct{} // closed when the sender has finished
 }
+
+// udpOut is one answer waiting for the sender: its bytes, in a buffer of
+// udpBufPool that the sender gives back, and where it goes.
+type udpOut struct {
+	buf *[]byte
+	dst net.Addr
+}
+
+// udpOutQueue bounds the answers waiting for a listener's sender; a
+// worker that finds it full waits.
+const udpOutQueue = 4096
 
 // udpFast is the REGISTER path for UDP.
 type udpFast struct {
@@ -101,7 +118,9 @@ func newUDPFast(s *Server) *udpFast {
 func (f *udpFast) addConn(pc net.PacketConn) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.conns = append(f.conns, &udpListener{pc: pc, local: pc.LocalAddr().String()})
+	l := &udpListener{pc: pc, local: pc.LocalAddr().String(), out: make(chan udpOut, udpOutQueue), sent: make(chan struct{})}
+	f.conns = append(f.conns, l)
+	go f.send(l)
 	if f.started {
 		return
 	}
@@ -181,6 +200,25 @@ func (f *udpFast) close() {
 	}
 	close(f.stop)
 	f.workers.Wait()
+	f.mu.Lock()
+	conns := f.conns
+	f.conns = nil
+	f.mu.Unlock()
+	for _, l := range conns {
+		close(l.out)
+		<-l.sent
+	}
+}
+
+// send writes the answers queued for l until its queue is closed.
+func (f *udpFast) send(l *udpListener) {
+	defer close(l.sent)
+	for o := range l.out {
+		if _, err := l.pc.WriteTo(*o.buf, o.dst); err != nil {
+			f.s.log.Warn().Err(err).Str("source", o.dst.String()).Msg("sending response failed")
+		}
+		udpBufPool.Put(o.buf)
+	}
 }
 
 func (f *udpFast) serve(job udpJob, overloaded bool) {
@@ -277,12 +315,11 @@ func (f *udpFast) encode(job udpJob, res *sip.Response, out *bytes.Buffer) bool 
 	return true
 }
 
-func (f *udpFast) writeBytes(job udpJob, b []byte) bool {
-	if _, err := job.conn.pc.WriteTo(b, job.src); err != nil {
-		f.s.log.Warn().Err(err).Str("source", job.src.String()).Msg("sending response failed")
-		return false
-	}
-	return true
+// writeBytes queues a copy of b for the listener's sender.
+func (f *udpFast) writeBytes(job udpJob, b []byte) {
+	buf := udpBufPool.Get().(*[]byte)
+	*buf = append((*buf)[:0], b...)
+	job.conn.out <- udpOut{buf: buf, dst: job.src}
 }
 
 // udpTxKey identifies a REGISTER's server transaction (RFC 3261 section

@@ -39,8 +39,13 @@ import (
 // answered in several commits rather than waiting for one huge one.
 const maxGroup = 256
 
-// groupTimeout bounds one group's transaction: its statements and commit.
-// Each caller's own context bounds only its wait in the queue.
+// groupTimeout bounds one group's transaction: past it, database/sql rolls
+// the transaction back between two statements. The statements themselves
+// run under a context that is never done: each reads or writes a few rows
+// by index, and busy_timeout bounds a wait for the write lock. With a
+// context that can end, the driver starts a goroutine per statement to
+// watch it, one or two per registration, which showed as scheduler work
+// under load. Each caller's own context bounds only its wait in the queue.
 const groupTimeout = 30 * time.Second
 
 // errClosed answers updates submitted to, or still queued in, a closed DB.
@@ -251,6 +256,7 @@ func (c *committer) commit(group []*update) {
 		fail(err)
 		return
 	}
+	ctx = context.WithoutCancel(ctx) // the statements' (see groupTimeout)
 	c.mirror.begin(ctx, tx)
 	committed := false
 	defer func() { c.mirror.committed(committed) }()
