@@ -60,6 +60,24 @@ func goUpdate(ctx context.Context, db *DB, aor string, now time.Time, fn func([]
 	return ch
 }
 
+// leadUpdate starts an update inserting one binding of aor while the writer
+// is held, and returns once the committer has taken it: the committer then
+// waits for the writer, and the updates queued next form one group.
+func leadUpdate(t *testing.T, db *DB, aor string, now time.Time) <-chan updateResult {
+	t.Helper()
+	first := goUpdate(context.Background(), db, aor, now, func([]sip.Binding) ([]sip.Binding, error) {
+		return []sip.Binding{binding(aor, 1, now, now.Add(time.Hour))}, nil
+	})
+	for deadline := time.Now().Add(10 * time.Second); len(db.commits.queue) > 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the committer did not take the first update")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(10 * time.Millisecond) // let it reach BeginTx
+	return first
+}
+
 // TestGroupCommitKeepsUpdatesIndependent: updates that wait behind a busy
 // writer are committed together, and one that fails (its fn refuses, or a
 // constraint is violated halfway through its writes) changes nothing while
@@ -73,16 +91,7 @@ func TestGroupCommitKeepsUpdatesIndependent(t *testing.T) {
 
 	// The first update is taken by the committer, which then waits for the
 	// writer; the next four queue behind it and form one group.
-	first := goUpdate(ctx, db, "sip:first@example.com", now, func([]sip.Binding) ([]sip.Binding, error) {
-		return []sip.Binding{binding("sip:first@example.com", 1, now, exp)}, nil
-	})
-	for deadline := time.Now().Add(10 * time.Second); len(db.commits.queue) > 0 || db.CommitStats().Groups > 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("the committer did not take the first update")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(10 * time.Millisecond) // let it reach BeginTx
+	first := leadUpdate(t, db, "sip:first@example.com", now)
 	refused := errors.New("refused by fn")
 	good1 := goUpdate(ctx, db, "sip:a@example.com", now, func([]sip.Binding) ([]sip.Binding, error) {
 		return []sip.Binding{binding("sip:a@example.com", 1, now, exp)}, nil
@@ -205,17 +214,7 @@ func queueGroup(t *testing.T, db *DB, now time.Time, fns map[string]func([]sip.B
 	t.Helper()
 	ctx := context.Background()
 	release := holdWriter(t, db)
-	lead := fmt.Sprintf("sip:lead%d@example.com", now.UnixNano())
-	first := goUpdate(ctx, db, lead, now, func([]sip.Binding) ([]sip.Binding, error) {
-		return []sip.Binding{binding(lead, 1, now, now.Add(time.Hour))}, nil
-	})
-	for deadline := time.Now().Add(10 * time.Second); len(db.commits.queue) > 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("the committer did not take the first update")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(10 * time.Millisecond) // let it reach BeginTx
+	first := leadUpdate(t, db, fmt.Sprintf("sip:lead%d@example.com", now.UnixNano()), now)
 	chans := map[string]<-chan updateResult{}
 	for i, aor := range order {
 		chans[aor] = goUpdate(ctx, db, aor, now, fns[aor])
