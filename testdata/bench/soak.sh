@@ -3,7 +3,7 @@
 # Bearer REGISTERs over UDP plus HTTP logins and refreshes, all on 127.0.0.1.
 #
 # Defaults: DURATION_S=600, RATE=600 REGISTERs/s in all (a light load: the
-# highest clean Digest rate measured with register.sh is 10,000/s on the
+# highest clean Digest rate measured with register.sh is 11,000/s on the
 # 2-CPU VM; pass a higher RATE for a harder soak):
 #   Digest  RATE*0.7/s  shared run.sh (REGISTER -> 401 -> REGISTER+Digest -> 200)
 #   Bearer  RATE*0.3/s  SIPp + register_bearer.xml (REGISTER+Bearer -> 200), with
