@@ -2,12 +2,12 @@ package postgres_test
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rvoip/users-core/store/postgres/pgtest"
+	"github.com/rvoip/users-core/store/storetest"
 )
 
 // TestTwoPoolsShareNonceCounts runs the nonce-count race across two pools
@@ -24,24 +24,15 @@ func TestTwoPoolsShareNonceCounts(t *testing.T) {
 	const counts, perNode = 20, 4
 	for nc := uint32(1); nc <= counts; nc++ {
 		var wins atomic.Int32
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range 2 * perNode {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				ok, err := nodes[i%2].UseNonceCount(ctx, nonce, nc, exp)
-				if err != nil {
-					t.Errorf("node %d, nc %d: %v", i%2, nc, err)
-				}
-				if ok {
-					wins.Add(1)
-				}
-			}()
-		}
-		close(start)
-		wg.Wait()
+		storetest.AtOnce(2*perNode, func(i int) {
+			ok, err := nodes[i%2].UseNonceCount(ctx, nonce, nc, exp)
+			if err != nil {
+				t.Errorf("node %d, nc %d: %v", i%2, nc, err)
+			}
+			if ok {
+				wins.Add(1)
+			}
+		})
 		if got := wins.Load(); got != 1 {
 			t.Fatalf("nc %d: %d uses won across two pools, want exactly 1", nc, got)
 		}

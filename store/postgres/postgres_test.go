@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -84,33 +83,26 @@ func TestTwoPoolsUpdateOneAoR(t *testing.T) {
 
 	added := make([]sip.Binding, n)
 	errs := make([]error, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
 	for i := range n {
 		added[i] = binding(aor, i)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			_, errs[i] = nodes[i%2].UpdateBindings(ctx, aor, base, func(cur []sip.Binding) ([]sip.Binding, error) {
-				found := false
-				for j := range cur {
-					if cur[j].ID == counter.ID {
-						cur[j].CSeq++
-						found = true
-					}
-				}
-				if !found {
-					c := counter
-					c.CSeq = 1
-					cur = append(cur, c)
-				}
-				return append(cur, added[i]), nil
-			})
-		}()
 	}
-	close(start)
-	wg.Wait()
+	storetest.AtOnce(n, func(i int) {
+		_, errs[i] = nodes[i%2].UpdateBindings(ctx, aor, base, func(cur []sip.Binding) ([]sip.Binding, error) {
+			found := false
+			for j := range cur {
+				if cur[j].ID == counter.ID {
+					cur[j].CSeq++
+					found = true
+				}
+			}
+			if !found {
+				c := counter
+				c.CSeq = 1
+				cur = append(cur, c)
+			}
+			return append(cur, added[i]), nil
+		})
+	})
 	for i, err := range errs {
 		if err != nil {
 			t.Errorf("update %d: %v", i, err)
@@ -146,18 +138,9 @@ func TestTwoPoolsRace(t *testing.T) {
 	// race runs n calls of fn, alternating between the nodes, at once.
 	race := func(nodes []*postgres.DB, fn func(i int, db *postgres.DB) error) []error {
 		errs := make([]error, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				errs[i] = fn(i, nodes[i%len(nodes)])
-			}()
-		}
-		close(start)
-		wg.Wait()
+		storetest.AtOnce(n, func(i int) {
+			errs[i] = fn(i, nodes[i%len(nodes)])
+		})
 		return errs
 	}
 	twoNodes := func(t *testing.T) []*postgres.DB {
@@ -258,18 +241,9 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 	const nodes = 8
 	errs := make([]error, nodes)
 	dbs := make([]*postgres.DB, nodes)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			dbs[i], errs[i] = postgres.Open(context.Background(), url)
-		}()
-	}
-	close(start)
-	wg.Wait()
+	storetest.AtOnce(nodes, func(i int) {
+		dbs[i], errs[i] = postgres.Open(context.Background(), url)
+	})
 	for i, err := range errs {
 		if err != nil {
 			t.Errorf("Open %d: %v", i, err)

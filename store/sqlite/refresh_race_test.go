@@ -3,11 +3,11 @@ package sqlite
 import (
 	"context"
 	"crypto/sha256"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rvoip/users-core/identity"
+	"github.com/rvoip/users-core/store/storetest"
 )
 
 // fakeSigner signs nothing: these tests are about the refresh tokens.
@@ -81,18 +81,9 @@ func TestConcurrentRefreshesOfOneTokenMakeOneSuccessor(t *testing.T) {
 		const n = 16
 		got := make([]identity.TokenPair, n)
 		errs := make([]error, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				got[i], errs[i] = tokens.Refresh(ctx, pair.RefreshToken)
-			}()
-		}
-		close(start)
-		wg.Wait()
+		storetest.AtOnce(n, func(i int) {
+			got[i], errs[i] = tokens.Refresh(ctx, pair.RefreshToken)
+		})
 		for i := range n {
 			if errs[i] != nil {
 				t.Fatalf("round %d: refresh %d: %v", round, i, errs[i])

@@ -2,7 +2,6 @@ package storetest
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -157,18 +156,9 @@ var attemptTests = []subtest{
 		k := addrKey("198.51.100.7")
 		counts := make([]int, n)
 		errs := make([]error, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				counts[i], errs[i] = s.RecordFailure(context.Background(), k, base, base)
-			}()
-		}
-		close(start)
-		wg.Wait()
+		AtOnce(n, func(i int) {
+			counts[i], errs[i] = s.RecordFailure(context.Background(), k, base, base)
+		})
 		seen := make(map[int]bool, n)
 		for i := range n {
 			if errs[i] != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -438,22 +437,15 @@ var bindingTests = []subtest{
 		const n = 20
 		added := make([]sip.Binding, n)
 		errs := make([]error, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
 		for i := range n {
 			added[i] = newBinding(aliceAoR, "user-1", i)
 			added[i].CreatedAt = base.Add(time.Duration(i) * time.Millisecond)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				_, errs[i] = s.UpdateBindings(context.Background(), aliceAoR, base, func(cur []sip.Binding) ([]sip.Binding, error) {
-					return append(cur, added[i]), nil
-				})
-			}()
 		}
-		close(start)
-		wg.Wait()
+		AtOnce(n, func(i int) {
+			_, errs[i] = s.UpdateBindings(context.Background(), aliceAoR, base, func(cur []sip.Binding) ([]sip.Binding, error) {
+				return append(cur, added[i]), nil
+			})
+		})
 		for i, err := range errs {
 			if err != nil {
 				t.Errorf("update %d: %v", i, err)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -160,22 +159,15 @@ var keySetTests = []subtest{
 		sets := make([][]jwks.StoredKey, n)
 		versions := make([]int64, n)
 		errs := make([]error, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
 		for i := range n {
 			sets[i] = []jwks.StoredKey{
 				testKey("old", jwks.StateRetired),
 				testKey(fmt.Sprint("new-", i), jwks.StateActive),
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				versions[i], errs[i] = s.SaveKeySet(context.Background(), 1, sets[i])
-			}()
 		}
-		close(start)
-		wg.Wait()
+		AtOnce(n, func(i int) {
+			versions[i], errs[i] = s.SaveKeySet(context.Background(), 1, sets[i])
+		})
 		winner := -1
 		for i, err := range errs {
 			switch {

@@ -3,7 +3,6 @@ package storetest
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -85,24 +84,15 @@ var nonceCountTests = []subtest{
 		for r := 1; r <= rounds; r++ {
 			n := testNonce(fmt.Sprint("race", r))
 			var wins atomic.Int32
-			var wg sync.WaitGroup
-			start := make(chan struct{})
-			for w := 0; w < workers; w++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					<-start
-					ok, err := nc.UseNonceCount(context.Background(), n, uint32(r), exp)
-					if err != nil {
-						t.Errorf("UseNonceCount: %v", err)
-					}
-					if ok {
-						wins.Add(1)
-					}
-				}()
-			}
-			close(start)
-			wg.Wait()
+			AtOnce(workers, func(w int) {
+				ok, err := nc.UseNonceCount(context.Background(), n, uint32(r), exp)
+				if err != nil {
+					t.Errorf("UseNonceCount: %v", err)
+				}
+				if ok {
+					wins.Add(1)
+				}
+			})
 			if got := wins.Load(); got != 1 {
 				t.Fatalf("round %d: %d of %d concurrent uses of one nonce and nc succeeded, want exactly 1", r, got, workers)
 			}

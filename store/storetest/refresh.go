@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -210,19 +209,12 @@ var refreshTokenTests = []subtest{
 		at := base.Add(time.Minute)
 		nexts := make([]*identity.RefreshToken, n)
 		errs := make([]error, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
 		for i := range n {
 			nexts[i] = successor(old, at)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				errs[i] = s.RotateRefreshToken(context.Background(), old.ID, at, sealedFor(nexts[i]), nexts[i])
-			}()
 		}
-		close(start)
-		wg.Wait()
+		AtOnce(n, func(i int) {
+			errs[i] = s.RotateRefreshToken(context.Background(), old.ID, at, sealedFor(nexts[i]), nexts[i])
+		})
 		winner := -1
 		for i, err := range errs {
 			switch {

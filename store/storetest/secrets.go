@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -74,20 +73,11 @@ var secretTests = []subtest{
 		const n = 20
 		got := make([][]byte, n)
 		errs := make([]error, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				got[i], errs[i] = s.Secret(context.Background(), "shared", func() ([]byte, error) {
-					return fmt.Appendf(nil, "value-%d", i), nil
-				})
-			}()
-		}
-		close(start)
-		wg.Wait()
+		AtOnce(n, func(i int) {
+			got[i], errs[i] = s.Secret(context.Background(), "shared", func() ([]byte, error) {
+				return fmt.Appendf(nil, "value-%d", i), nil
+			})
+		})
 		for i := range n {
 			if errs[i] != nil {
 				t.Fatalf("caller %d: %v", i, errs[i])

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -259,4 +260,22 @@ func checkCreds(t testing.TB, what string, got, want *identity.Credentials) {
 	if d := credsDiff(got, want); d != "" {
 		t.Errorf("%s: %s", what, d)
 	}
+}
+
+// AtOnce runs fn(0) to fn(n-1), each in its own goroutine, all released
+// together so that the calls race, and returns once every one has
+// returned.
+func AtOnce(n int, fn func(i int)) {
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			fn(i)
+		}()
+	}
+	close(start)
+	wg.Wait()
 }
